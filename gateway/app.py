@@ -1,0 +1,171 @@
+"""Build the aiohttp application: routes, middlewares, and the gateway's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from gateway import api, upstream
+from gateway.config import Config
+from gateway.context import CTX, GATEWAY, json_response
+from gateway.errors import ApiError
+from gateway.health_checker import HealthChecker
+from gateway.logs import access_log
+from gateway.runtime import Gateway
+from policies.ratelimit import Decision, RateLimitUnavailable
+
+log = logging.getLogger("gateway")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROBLEM = "application/problem+json"
+_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+UNAUTHENTICATED = frozenset({"healthz", "readyz", "openapi", "metrics"})
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    if 0 < len(given) <= 128 and all(c in _REQUEST_ID_OK for c in given):
+        return given
+    return uuid.uuid4().hex
+
+
+def problem_response(err: ApiError, request_id: str) -> web.Response:
+    headers = {**err.headers, "X-Request-ID": request_id}
+    return json_response(
+        err.problem(request_id), status=err.status, headers=headers, content_type=PROBLEM
+    )
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, problem+json for every error, metrics and one log line per request."""
+    started = time.perf_counter()
+    gw = request.app[GATEWAY]
+    request_id = _request_id(request)
+    route = request.match_info.route.name or "other"
+    ctx = request[CTX] = {
+        "runtime": gw.runtime,
+        "request_id": request_id,
+        "client_id": "anonymous",
+        "route": route,
+        "provider": None,
+        "cache": None,
+        "failover": False,
+    }
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = problem_response(err, request_id)
+    except web.HTTPException as exc:
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }.get(exc.status, "invalid_request")
+        response = problem_response(
+            ApiError(code, exc.reason or code, status=exc.status), request_id
+        )
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id, "route": route})
+        response = problem_response(ApiError("internal_error", "the gateway failed"), request_id)
+    response.headers["X-Request-ID"] = request_id
+    elapsed = time.perf_counter() - started
+    if route not in ("metrics",):
+        gw.metrics.requests.labels(route, str(response.status), ctx["client_id"]).inc()
+        gw.metrics.request_duration.labels(route).observe(elapsed)
+    access_log(request, response.status, elapsed, ctx)
+    return response
+
+
+@web.middleware
+async def policy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the client, then apply the client's and the route's inbound limits."""
+    ctx = request[CTX]
+    route = ctx["route"]
+    if route in UNAUTHENTICATED or route.startswith("admin") or route == "other":
+        return await handler(request)
+    gw = request.app[GATEWAY]
+    rt = ctx["runtime"]
+    client = None
+    if rt.clients:
+        client = rt.client_for_key(request.headers.get("X-API-Key"))
+        if client is None:
+            raise ApiError("unauthorized", "send a valid X-API-Key header")
+        ctx["client_id"] = client.id
+    decisions: list[Decision] = []
+    route_conf = rt.config.routes.get(route)
+    try:
+        if client is not None and client.rate_limit:
+            decisions.append(await gw.limiter.hit(client.rate_limit, "client", client.id))
+        if route_conf is not None and route_conf.rate_limit is not None:
+            limit = route_conf.rate_limit
+            who = {
+                "client": ctx["client_id"] if client else (request.remote or "-"),
+                "ip": request.remote or "-",
+                "route": "all",
+            }[limit.per]
+            decisions.append(await gw.limiter.hit(limit.limit, "route", route, limit.per, who))
+    except RateLimitUnavailable:
+        decisions = gw.on_limiter_unavailable(route)
+    headers = decisions[-1].headers() if decisions else {}
+    refused = next((d for d in decisions if not d.allowed), None)
+    if refused is not None:
+        scope = (
+            "client"
+            if decisions and refused is decisions[0] and client and client.rate_limit
+            else "route"
+        )
+        gw.metrics.rate_limited.labels(route, scope).inc()
+        raise ApiError(
+            "rate_limited",
+            "too many requests; retry after the given seconds",
+            headers={**headers, **refused.headers()},
+            extra={"retry_after_s": refused.retry_after_s},
+        )
+    response = await handler(request)
+    response.headers.update(headers)
+    return response
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return web.Response(
+        body=gw.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    raise ApiError("not_found", f"no such path: {request.path}")
+
+
+def create_app(
+    config: Config, *, gateway: Gateway | None = None, config_path: str | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[context_middleware, policy_middleware])
+    gw = gateway or Gateway(config)
+    gw.config_path = config_path
+    app[GATEWAY] = gw
+    api.add_routes(app)
+    app.router.add_get("/metrics", metrics_handler, name="metrics")
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    gw.session = upstream.make_session()
+    checker = HealthChecker(gw)
+    checker.start()
+    gw.health_checker = checker
+    try:
+        yield
+    finally:
+        await checker.stop()
+        await gw.close()
+        await gw.session.close()

@@ -1,0 +1,139 @@
+"""The `casino-gateway` command: run, check, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import logs
+from gateway.config import Config, ConfigError, load_config
+
+log = logging.getLogger("gateway")
+
+
+def default_config_path() -> Path:
+    """`config/providers.yaml` of the current folder, else the copy shipped in the package."""
+    local = Path("config/providers.yaml")
+    if local.is_file():
+        return local
+    return Path(str(resources.files("gateway").joinpath("data/providers.yaml")))
+
+
+def _maybe_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(
+    config: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    config_path: str | None = None,
+    reuse_port: bool = False,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    from gateway.app import create_app
+
+    app = create_app(config, config_path=config_path)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        host or config.listen_host,
+        port if port is not None else config.listen_port,
+        reuse_port=reuse_port or None,
+        backlog=1024,
+    )
+    await site.start()
+    log.info("listening", extra={"address": site.name, "config_hash": config.hash[:16]})
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 1
+    logs.configure(args.log_level or config.log_level)
+    _maybe_uvloop()
+    asyncio.run(serve(config, host=args.host, port=args.port, config_path=args.config))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        print(f"invalid config: {args.path}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
+    print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    logs.configure(args.log_level or "WARNING")
+    path = Path(args.config) if args.config else default_config_path()
+    return asyncio.run(run_demo(path, port=args.port))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="casino-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve the gateway")
+    run.add_argument("--config", default=str(default_config_path()), help="providers.yaml")
+    run.add_argument("--host", default=None, help="override listen.host")
+    run.add_argument("--port", type=int, default=None, help="override listen.port")
+    run.add_argument("--log-level", default=None)
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate a config file")
+    check.add_argument("path")
+    check.set_defaults(func=cmd_check)
+
+    demo = sub.add_parser("demo", help="start the simulators and the gateway with demo keys")
+    demo.add_argument("--config", default=None, help="defaults to config/providers.yaml")
+    demo.add_argument("--port", type=int, default=None, help="override listen.port")
+    demo.add_argument("--log-level", default=None)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Game flows: the merged catalog (list, get) and launching with failover.
+
+Each aggregator's catalog is fetched (all its pages) and cached on its own, so when one
+aggregator is down its last good catalog can still be served (stale-if-error) beside the
+other's fresh one. The merge of the per-provider catalogs is memoized on their identity:
+a cache hit costs a dict lookup, not a re-merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from adapters.base import CatalogPage, LaunchRequest, LaunchResult, ProviderGame
+from gateway.calls import AttemptFailed, call_provider
+from gateway.catalog import Game, merge_catalogs
+from gateway.errors import ApiError
+from gateway.selection import Selection, select
+from policies.failover import read_may_fail_over
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway, Runtime
+
+MAX_PAGES = 200
+MERGE_MEMO_SIZE = 16
+
+
+@dataclass
+class CatalogIndex:
+    games: list[Game]
+    by_id: dict[str, Game]
+    _json: dict[str, bytes] = field(default_factory=dict)
+
+    def game_json(self, game_id: str) -> bytes | None:
+        """Rendered once per catalog version: a cache hit serves pre-built bytes."""
+        cached = self._json.get(game_id)
+        if cached is None:
+            game = self.by_id.get(game_id)
+            if game is None:
+                return None
+            cached = self._json[game_id] = orjson.dumps(game.to_dict())
+        return cached
+
+
+@dataclass
+class CatalogView:
+    index: CatalogIndex
+    providers: dict[str, str]  # name -> ok | error | timeout
+    cache_status: str | None  # HIT | MISS | STALE, None when the route does not cache
+
+    @property
+    def partial(self) -> bool:
+        return any(status != "ok" for status in self.providers.values())
+
+
+def selection_for(gw: Gateway, rt: Runtime, op: str, offered_by: Any = None) -> Selection:
+    route = rt.config.routes.get(op)
+    if route is None:
+        raise ApiError(
+            "no_provider_available",
+            f"no route is configured for {op}",
+            headers={"Retry-After": "5"},
+        )
+    views = {
+        name: state.view(op, gw.cooldowns.blocked_for(name))
+        for name, state in rt.providers.items()
+        if name in route.providers
+    }
+    return select(route.providers, views, offered_by)
+
+
+def no_provider(op: str, selection: Selection) -> ApiError:
+    reasons = ", ".join(f"{name}: {why}" for name, why in selection.skipped) or "none configured"
+    retry = max(1, round(selection.retry_after_s or 1))
+    return ApiError(
+        "no_provider_available",
+        f"no provider can serve {op} now ({reasons})",
+        headers={"Retry-After": str(retry)},
+        extra={"retry_after_s": retry},
+    )
+
+
+async def _fetch_all_pages(
+    gw: Gateway, rt: Runtime, name: str, op: str
+) -> tuple[ProviderGame, ...]:
+    state = rt.providers[name]
+    adapter = state.adapter
+    request = adapter.catalog_request()
+    games: list[ProviderGame] = []
+    for _ in range(MAX_PAGES):
+        page: CatalogPage = await call_provider(gw, state, op, request, adapter.parse_catalog)
+        games.extend(page.games)
+        if page.next_request is None:
+            break
+        request = page.next_request
+    return tuple(games)
+
+
+async def _provider_catalog(
+    gw: Gateway, rt: Runtime, name: str, op: str
+) -> tuple[tuple[ProviderGame, ...] | None, str, str | None]:
+    """(games or None, status ok|error|timeout, cache status)."""
+    route = rt.config.routes[op]
+    state = rt.providers[name]
+    key = f"catalog:{name}:{state.config.fingerprint[:16]}"
+
+    async def fetch() -> tuple[tuple[ProviderGame, ...], int]:
+        games = await _fetch_all_pages(gw, rt, name, op)
+        return games, 512 + 400 * len(games)  # rough size: bounds memory, need not be exact
+
+    try:
+        if route.cache is None or route.cache.ttl_s <= 0:
+            games, _ = await fetch()
+            return games, "ok", None
+        lookup = await gw.cache.get_or_fetch(key, route.cache, fetch)
+        return lookup.value, "ok", lookup.status
+    except AttemptFailed as failed:
+        return None, "timeout" if failed.outcome == "timeout" else "error", None
+
+
+async def _skipped_from_cache(gw: Gateway, rt: Runtime, name: str, op: str) -> Any:
+    """A provider skipped by selection may still have a catalog within stale-if-error."""
+    route = rt.config.routes[op]
+    if route.cache is None:
+        return None
+    key = f"catalog:{name}:{rt.providers[name].config.fingerprint[:16]}"
+    peeked = gw.cache.peek(key)
+    if peeked is None:
+        return None
+    value, age = peeked
+    if age <= route.cache.ttl_s + max(
+        route.cache.stale_if_error_s, route.cache.stale_while_revalidate_s
+    ):
+        return value
+    return None
+
+
+async def catalog(gw: Gateway, rt: Runtime, op: str) -> CatalogView:
+    selection = selection_for(gw, rt, op)
+    route = rt.config.routes[op]
+    results = await asyncio.gather(
+        *(_provider_catalog(gw, rt, name, op) for name in selection.candidates)
+    )
+    fetched = dict(zip(selection.candidates, results, strict=True))
+    statuses: dict[str, str] = {}
+    cache_statuses: list[str] = []
+    parts: list[tuple[str, Sequence[ProviderGame]]] = []
+    for name in route.providers:
+        if name in fetched:
+            games, status, cache_status = fetched[name]
+            if cache_status:
+                cache_statuses.append(cache_status)
+        elif name in rt.providers:
+            games = await _skipped_from_cache(gw, rt, name, op)
+            status, cache_status = "error", None
+            if games is not None:
+                cache_statuses.append("STALE")
+        else:
+            continue
+        if games is None and route.cache is not None:
+            games = await _skipped_from_cache(gw, rt, name, op)
+            if games is not None:
+                cache_statuses.append("STALE")
+        statuses[name] = "ok" if games is not None else status
+        if games is not None:
+            parts.append((name, games))
+    if not parts:
+        if not selection.candidates:
+            raise no_provider(op, selection)
+        raise ApiError(
+            "provider_unavailable",
+            "no game provider answered: " + ", ".join(f"{n} {s}" for n, s in statuses.items()),
+        )
+    index = _merged(gw, rt, parts)
+    cache_status = None
+    if route.cache is not None:
+        cache_status = (
+            "STALE" if "STALE" in cache_statuses else "MISS" if "MISS" in cache_statuses else "HIT"
+        )
+    return CatalogView(index, statuses, cache_status)
+
+
+def _merged(
+    gw: Gateway, rt: Runtime, parts: list[tuple[str, Sequence[ProviderGame]]]
+) -> CatalogIndex:
+    memo_key = tuple((name, id(games)) for name, games in parts)
+    hit = gw.merge_memo.get(memo_key)
+    # The memo holds the tuples themselves too, so an id() is never reused while it is cached.
+    if hit is not None and all(a is b for (_, a), (_, b) in zip(hit[0], parts, strict=True)):
+        index: CatalogIndex = hit[1]
+        return index
+    games = merge_catalogs(parts, rt.config.studio_aliases)
+    index = CatalogIndex(games, {g.id: g for g in games})
+    if len(gw.merge_memo) >= MERGE_MEMO_SIZE:
+        gw.merge_memo.pop(next(iter(gw.merge_memo)))
+    gw.merge_memo[memo_key] = (tuple(parts), index)
+    return index
+
+
+async def find_game(gw: Gateway, rt: Runtime, op: str, game_id: str) -> tuple[Game, CatalogView]:
+    view = await catalog(gw, rt, op)
+    game = view.index.by_id.get(game_id)
+    if game is None:
+        if view.partial:
+            missing = [n for n, s in view.providers.items() if s != "ok"]
+            raise ApiError(
+                "provider_unavailable",
+                f"game '{game_id}' not found, and {', '.join(missing)} did not answer",
+            )
+        raise ApiError("not_found", f"no game '{game_id}'")
+    return game, view
+
+
+async def launch(
+    gw: Gateway, rt: Runtime, game_id: str, body: dict[str, Any], ip: str | None
+) -> tuple[LaunchResult, str]:
+    game, _ = await find_game(gw, rt, "games.launch", game_id)
+    if body["mode"] == "demo" and not game.demo:
+        raise ApiError("invalid_request", f"game '{game_id}' has no demo mode")
+    offers = {o.provider: o.provider_game_id for o in game.offers}
+    selection = selection_for(gw, rt, "games.launch", offers)
+    if not selection.candidates:
+        raise no_provider("games.launch", selection)
+    failures: list[AttemptFailed] = []
+    delivered = 0
+    for i, name in enumerate(selection.candidates):
+        state = rt.providers[name]
+        request = LaunchRequest(
+            provider_game_id=offers[name],
+            player_id=body.get("player_id"),
+            currency=body.get("currency"),
+            mode=body["mode"],
+            language=body.get("language"),
+            platform=body.get("platform", "desktop"),
+            country=body.get("country"),
+            return_url=body.get("return_url"),
+            session_token=body.get("session_token"),
+            ip=ip,
+        )
+        try:
+            result = await call_provider(
+                gw,
+                state,
+                "games.launch",
+                state.adapter.launch_request(request),
+                state.adapter.parse_launch,
+            )
+            return result, name
+        except AttemptFailed as failed:
+            failures.append(failed)
+            delivered += 0 if failed.skipped else 1
+            if i + 1 < len(selection.candidates) and (
+                failed.skipped or read_may_fail_over(delivered - 1)
+            ):
+                gw.metrics.failovers.labels("games.launch", name, selection.candidates[i + 1]).inc()
+                continue
+            break
+    raise _launch_error(failures)
+
+
+def _launch_error(failures: list[AttemptFailed]) -> ApiError:
+    last = failures[-1]
+    if all(f.skipped for f in failures):
+        retry = max(1, round(min((f.retry_after_s or 1) for f in failures)))
+        return ApiError(
+            "no_provider_available",
+            "every provider offering the game is unavailable",
+            headers={"Retry-After": str(retry)},
+            extra={"retry_after_s": retry},
+        )
+    if last.outcome == "rejected":
+        return ApiError(
+            "provider_rejected",
+            f"{last.provider} refused the launch: {last.detail}",
+            provider=last.provider,
+            provider_code=last.provider_code,
+        )
+    return ApiError(
+        "provider_unavailable",
+        f"{last.provider} failed: {last.detail}",
+        provider=last.provider,
+        provider_code=last.provider_code,
+    )

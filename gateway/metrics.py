@@ -1,0 +1,156 @@
+"""Prometheus metrics, one registry per gateway so tests can run several gateways at once.
+
+Names carry the `gateway_` prefix, base units and `_total` on counters. Label values are
+bounded: routes are the five operations (or `other`), providers and clients come from the
+config, outcomes from fixed sets.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # In multi-process mode the values live in files; the registry only serves the scrape.
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        mp = multiprocess_dir() is not None
+        r = None if mp else self.registry
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "max") -> Gauge:
+            if mp:
+                return Gauge(name, doc, labels, registry=None, multiprocess_mode=mode)
+            return Gauge(name, doc, labels, registry=r)
+
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests answered, by route, status and client",
+            ("route", "status", "client"),
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time to answer a request, by route",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_requests = Counter(
+            "gateway_upstream_requests_total",
+            "Calls to providers, by provider, operation and outcome",
+            ("provider", "operation", "outcome"),
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Provider call duration, by provider, operation and outcome",
+            ("provider", "operation", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.breaker_state = gauge(
+            "gateway_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            ("provider", "operation"),
+            mode="max",
+        )
+        self.breaker_transitions = Counter(
+            "gateway_breaker_transitions_total",
+            "Circuit breaker state changes",
+            ("provider", "operation", "from_state", "to_state"),
+            registry=r,
+        )
+        self.provider_healthy = gauge(
+            "gateway_provider_healthy",
+            "1 when the provider is healthy, 0 when taken out",
+            ("provider",),
+            mode="min",
+        )
+        self.provider_drained = gauge(
+            "gateway_provider_drained",
+            "1 when an operator drained the provider",
+            ("provider",),
+            mode="max",
+        )
+        self.cache = Counter(
+            "gateway_cache_requests_total",
+            "Cache lookups by route and result (hit, miss, stale)",
+            ("route", "result"),
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total",
+            "Requests refused by a rate limit, by route and scope",
+            ("route", "scope"),
+            registry=r,
+        )
+        self.failovers = Counter(
+            "gateway_failovers_total",
+            "Moves from one provider to the next, by route",
+            ("route", "from_provider", "to_provider"),
+            registry=r,
+        )
+        self.idempotent_replays = Counter(
+            "gateway_idempotent_replays_total",
+            "Payment requests answered from the idempotency store",
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "gateway_config_reloads_total",
+            "Config reload attempts by result",
+            ("result",),
+            registry=r,
+        )
+        self.config_last_success = gauge(
+            "gateway_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load",
+            mode="max",
+        )
+        self.config_info = gauge(
+            "gateway_config_info",
+            "The running config's hash",
+            ("hash",),
+            mode="max",
+        )
+        self.storage_degraded = gauge(
+            "gateway_storage_degraded",
+            "1 while the shared store is unreachable and local state is used",
+            mode="max",
+        )
+        self.events_pending = gauge(
+            "gateway_event_deliveries_pending",
+            "Events waiting for delivery to the backend",
+            mode="sum",
+        )
+        self.events_dropped = Counter(
+            "gateway_event_deliveries_dropped_total",
+            "Events dropped because the queue was full",
+            registry=r,
+        )
+
+    def set_config_hash(self, digest: str) -> None:
+        self.config_info.clear()
+        self.config_info.labels(digest[:16]).set(1)
+
+    def render(self) -> bytes:
+        if multiprocess_dir() is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,427 @@
+"""Payment flows: create (idempotent, double-charge-safe failover) and read back.
+
+The rule, from `policies.failover`: the next provider is tried only after an attempt that
+certainly took no money. A timeout or an ambiguous answer is retried on the same provider
+with the same provider idempotency key, and if the outcome is still unknown the client gets
+202 with status `processing` and the provider that holds the payment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from adapters.base import PaymentRequest, PaymentResult, ProviderError
+from gateway import payment_ids
+from gateway.calls import AttemptFailed, call_provider
+from gateway.errors import ApiError
+from gateway.games import no_provider, selection_for
+from gateway.payment_ids import PaymentRef
+from policies.failover import Step, payment_step
+from policies.idempotency import Claimed, Conflict, Replay, fingerprint
+
+if TYPE_CHECKING:
+    from gateway.providers import ProviderState
+    from gateway.runtime import Gateway, Runtime
+
+RECORD_TTL_S = 30 * 24 * 3600
+# Statuses only move forward: a late `processing` must never overwrite `succeeded`.
+STATUS_RANK = {
+    "pending": 0,
+    "requires_action": 1,
+    "processing": 2,
+    "succeeded": 3,
+    "failed": 3,
+    "canceled": 3,
+}
+
+
+@dataclass
+class Attempt:
+    provider: str
+    outcome: str
+    error_code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "outcome": self.outcome, "error_code": self.error_code}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def payment_body(
+    ref: PaymentRef,
+    payment_id: str,
+    status: str,
+    provider_reference: str | None,
+    next_action: dict[str, Any] | None,
+    attempts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "payment_id": payment_id,
+        "status": status,
+        "amount": ref.amount,
+        "currency": ref.currency,
+        "provider": ref.provider,
+        "provider_reference": provider_reference or None,
+        "next_action": next_action,
+        "attempts": attempts,
+        "created_at": iso(ref.created_at),
+    }
+
+
+# ---- the payment records the gateway keeps --------------------------------------------
+
+
+def _record_key(payment_id: str) -> str:
+    return "payment:" + payment_id
+
+
+def _ref_key(provider: str, provider_reference: str) -> str:
+    return f"payref:{provider}:{provider_reference}"
+
+
+async def save_payment(gw: Gateway, payment: dict[str, Any], extra: dict[str, Any]) -> None:
+    record = {**payment, "_extra": extra}
+    await gw.store.set(_record_key(payment["payment_id"]), orjson.dumps(record), RECORD_TTL_S)
+    if payment.get("provider_reference"):
+        await gw.store.set(
+            _ref_key(payment["provider"], payment["provider_reference"]),
+            payment["payment_id"].encode(),
+            RECORD_TTL_S,
+        )
+    reference = extra.get("reference")
+    if reference:
+        await gw.store.set(
+            f"payref:{payment['provider']}:{reference}",
+            payment["payment_id"].encode(),
+            RECORD_TTL_S,
+        )
+
+
+async def load_payment(gw: Gateway, payment_id: str) -> dict[str, Any] | None:
+    raw = await gw.store.get(_record_key(payment_id))
+    return orjson.loads(raw) if raw else None
+
+
+async def find_payment_id(gw: Gateway, provider: str, reference: str) -> str | None:
+    raw = await gw.store.get(_ref_key(provider, reference))
+    return raw.decode() if raw else None
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def advance(current: str, new: str) -> str:
+    return new if STATUS_RANK.get(new, 0) >= STATUS_RANK.get(current, 0) else current
+
+
+# ---- create ------------------------------------------------------------------------------
+
+
+async def create(
+    gw: Gateway, rt: Runtime, client_id: str, idempotency_key: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any], bool]:
+    """(HTTP status, Payment, replayed)."""
+    fp = fingerprint(client_id, body)
+    claim = await gw.idempotency.begin(client_id, idempotency_key, fp)
+    if isinstance(claim, Conflict):
+        if claim.reason == "different_body":
+            raise ApiError(
+                "idempotency_conflict", "this Idempotency-Key was used with a different request"
+            )
+        raise ApiError(
+            "idempotency_conflict",
+            "a request with this Idempotency-Key is still in progress; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(claim, Replay):
+        record = claim.record
+        if record.unknown and record.owner:
+            return await _resolve_unknown(gw, rt, client_id, idempotency_key, fp, body, record.body)
+        gw.metrics.idempotent_replays.inc()
+        if record.status >= 400:
+            raise ApiError(
+                record.body["code"],
+                record.body["detail"],
+                provider=record.body.get("provider"),
+                provider_code=record.body.get("provider_code"),
+            )
+        return record.status, record.body, True
+    assert isinstance(claim, Claimed)
+    try:
+        status, payment, owner, unknown = await _attempt_all(
+            gw, rt, client_id, idempotency_key, body
+        )
+    except ApiError as err:
+        if err.code == "provider_rejected":
+            # A definite answer: replays must get it too, not a second try.
+            await gw.idempotency.finish(client_id, idempotency_key, fp, err.status, err.problem(""))
+        else:
+            await gw.idempotency.abandon(client_id, idempotency_key)
+        raise
+    await gw.idempotency.finish(
+        client_id, idempotency_key, fp, status, payment, owner=owner, unknown=unknown
+    )
+    return status, payment, False
+
+
+def _payment_request(
+    client_id: str, idempotency_key: str, provider: str, body: dict[str, Any]
+) -> PaymentRequest:
+    return PaymentRequest(
+        type=body["type"],
+        amount=body["amount"],
+        currency=body["currency"],
+        player_id=body["player_id"],
+        method_type=body["method"]["type"],
+        return_url=body.get("return_url"),
+        metadata=body.get("metadata", {}),
+        reference=payment_ids.gateway_reference(client_id, idempotency_key),
+        idempotency_key=payment_ids.provider_idempotency_key(client_id, idempotency_key, provider),
+    )
+
+
+async def _attempt_all(
+    gw: Gateway, rt: Runtime, client_id: str, idempotency_key: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any], str | None, bool]:
+    selection = selection_for(gw, rt, "payments.create")
+    if not selection.candidates:
+        raise no_provider("payments.create", selection)
+    attempts: list[Attempt] = []
+    failures: list[AttemptFailed] = []
+    retries = rt.config.payment_retries
+    for i, name in enumerate(selection.candidates):
+        state = rt.providers[name]
+        request = _payment_request(client_id, idempotency_key, name, body)
+        retries_left = retries
+        while True:
+            try:
+                result = await _create_once(gw, state, request)
+            except AttemptFailed as failed:
+                failures.append(failed)
+                attempts.append(Attempt(name, failed.outcome, failed.provider_code))
+                step = payment_step(
+                    succeeded=False,
+                    maybe_delivered=failed.maybe_delivered,
+                    failover_safe=failed.failover_safe,
+                    retry_same=failed.retry_same,
+                    retries_left=retries_left,
+                )
+                if step is Step.RETRY_SAME:
+                    retries_left -= 1
+                    continue
+                if step is Step.UNKNOWN:
+                    payment = await _processing(gw, rt, request, name, attempts, body)
+                    return 202, payment, name, True
+                if step is Step.REJECT:
+                    raise _rejected(failed) from None
+                if i + 1 < len(selection.candidates):
+                    gw.metrics.failovers.labels(
+                        "payments.create", name, selection.candidates[i + 1]
+                    ).inc()
+                break
+            attempts.append(Attempt(name, "ok"))
+            payment = await _settled(gw, rt, request, name, result, attempts, body)
+            return 201, payment, None, False
+    raise _all_failed(failures)
+
+
+async def _create_once(gw: Gateway, state: ProviderState, request: PaymentRequest) -> PaymentResult:
+    adapter = state.adapter
+    try:
+        upstream_request = adapter.create_request(request)
+    except ProviderError as exc:
+        # Refused before sending (e.g. an operation this provider does not offer).
+        raise AttemptFailed(
+            state.name,
+            "unsupported",
+            exc.message,
+            maybe_delivered=False,
+            failover_safe=True,
+            provider_code=exc.provider_code,
+        ) from None
+
+    def parse(response: Any) -> PaymentResult:
+        result: PaymentResult = adapter.parse_create(response, request)
+        return result
+
+    return await call_provider(gw, state, "payments.create", upstream_request, parse)
+
+
+def _new_ref(
+    rt: Runtime, request: PaymentRequest, provider: str, provider_reference: str
+) -> PaymentRef:
+    return PaymentRef(
+        provider,
+        request.reference,
+        provider_reference,
+        request.amount,
+        request.currency,
+        int(time.time()),
+    )
+
+
+async def _settled(
+    gw: Gateway,
+    rt: Runtime,
+    request: PaymentRequest,
+    provider: str,
+    result: PaymentResult,
+    attempts: list[Attempt],
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    ref = _new_ref(rt, request, provider, result.provider_reference)
+    payment_id = payment_ids.encode(ref, rt.config.payment_id_secret)
+    payment = payment_body(
+        ref,
+        payment_id,
+        result.status,
+        result.provider_reference,
+        result.next_action.to_dict() if result.next_action else None,
+        [a.to_dict() for a in attempts],
+    )
+    await save_payment(gw, payment, _extra(request, body))
+    return payment
+
+
+async def _processing(
+    gw: Gateway,
+    rt: Runtime,
+    request: PaymentRequest,
+    provider: str,
+    attempts: list[Attempt],
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    ref = _new_ref(rt, request, provider, "")
+    payment_id = payment_ids.encode(ref, rt.config.payment_id_secret)
+    payment = payment_body(
+        ref, payment_id, "processing", None, None, [a.to_dict() for a in attempts]
+    )
+    await save_payment(gw, payment, _extra(request, body))
+    return payment
+
+
+def _extra(request: PaymentRequest, body: dict[str, Any]) -> dict[str, Any]:
+    return {"reference": request.reference, "player_id": body["player_id"], "type": body["type"]}
+
+
+async def _resolve_unknown(
+    gw: Gateway,
+    rt: Runtime,
+    client_id: str,
+    idempotency_key: str,
+    fp: str,
+    body: dict[str, Any],
+    stored: dict[str, Any],
+) -> tuple[int, dict[str, Any], bool]:
+    """A replay of a payment whose outcome was unknown: ask its owner again, same key.
+
+    The provider dedupes on the idempotency key, so this can only learn the outcome, never
+    charge twice. Until it answers, the stored 202 is replayed.
+    """
+    owner = stored["provider"]
+    state = rt.providers.get(owner)
+    if state is None:
+        return 202, stored, True
+    request = _payment_request(client_id, idempotency_key, owner, body)
+    try:
+        result = await _create_once(gw, state, request)
+    except AttemptFailed:
+        return 202, stored, True
+    attempts = [*stored["attempts"], Attempt(owner, "ok").to_dict()]
+    payment = {
+        **stored,
+        "status": result.status,
+        "provider_reference": result.provider_reference,
+        "next_action": result.next_action.to_dict() if result.next_action else None,
+        "attempts": attempts,
+    }
+    await save_payment(gw, payment, _extra(request, body))
+    await gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment)
+    return 201, payment, True
+
+
+def _rejected(failed: AttemptFailed) -> ApiError:
+    return ApiError(
+        "provider_rejected",
+        f"{failed.provider} refused the payment: {failed.detail}",
+        provider=failed.provider,
+        provider_code=failed.provider_code,
+    )
+
+
+def _all_failed(failures: list[AttemptFailed]) -> ApiError:
+    delivered = [f for f in failures if f.maybe_delivered]
+    if delivered:
+        return _rejected(delivered[-1])
+    if all(f.skipped or f.outcome in ("refused", "timeout") for f in failures):
+        retry = max(1, round(min((f.retry_after_s or 1) for f in failures)))
+        return ApiError(
+            "no_provider_available",
+            "no payment provider could take the payment: "
+            + "; ".join(f"{f.provider} {f.outcome}" for f in failures),
+            headers={"Retry-After": str(retry)},
+            extra={"retry_after_s": retry},
+        )
+    last = failures[-1]
+    return ApiError(
+        "provider_unavailable",
+        f"{last.provider}: {last.detail}",
+        provider=last.provider,
+        provider_code=last.provider_code,
+    )
+
+
+# ---- read back ---------------------------------------------------------------------------
+
+
+async def get(gw: Gateway, rt: Runtime, payment_id: str) -> dict[str, Any]:
+    try:
+        ref = payment_ids.decode(payment_id, rt.config.payment_id_secret)
+    except payment_ids.BadPaymentId:
+        raise ApiError("not_found", f"no payment '{payment_id}'") from None
+    record = await load_payment(gw, payment_id)
+    provider_reference = (record or {}).get("provider_reference") or ref.provider_reference
+    state = rt.providers.get(ref.provider)
+    request = None
+    if state is not None and state.config.kind == "payments" and provider_reference:
+        request = state.adapter.get_request(provider_reference)
+    if request is None or state is None:
+        if record is not None:
+            return public(record)
+        # Another instance made it and the provider cannot be asked: what the id knows.
+        return payment_body(ref, payment_id, "processing", provider_reference, None, [])
+    try:
+        result: PaymentResult = await call_provider(
+            gw, state, "payments.get", request, state.adapter.parse_get
+        )
+    except AttemptFailed as failed:
+        if failed.status == 404:
+            raise ApiError("not_found", f"no payment '{payment_id}'") from None
+        if record is not None:
+            return public(record)
+        raise ApiError(
+            "provider_unavailable",
+            f"{failed.provider}: {failed.detail}",
+            provider=failed.provider,
+            provider_code=failed.provider_code,
+        ) from None
+    base = record or payment_body(ref, payment_id, result.status, provider_reference, None, [])
+    status = advance(base["status"], result.status)
+    payment = {
+        **public(base),
+        "status": status,
+        "provider_reference": result.provider_reference or provider_reference,
+        "next_action": (result.next_action.to_dict() if result.next_action else None)
+        if status in ("requires_action", "pending")
+        else None,
+    }
+    await save_payment(gw, payment, (record or {}).get("_extra", {}))
+    return payment

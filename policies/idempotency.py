@@ -1,0 +1,134 @@
+"""Idempotency of payment creation: one request per key reaches a provider, ever.
+
+A record goes `in_progress` (claimed atomically with `set_if_absent`, so two concurrent
+requests, in one process or two, cannot both proceed) and then `done` with the response to
+replay. A claim that is never finished (the process died mid-call) expires after
+`lease_s`; the retry that follows reuses the same provider idempotency key, so the provider
+itself dedupes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.store import Store
+
+RECORD_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    state: str  # in_progress | done
+    fingerprint: str
+    status: int = 0
+    body: Any = None
+    owner: str | None = None  # provider holding an unknown outcome, to re-ask on replay
+    unknown: bool = False
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "state": self.state,
+                "fingerprint": self.fingerprint,
+                "status": self.status,
+                "body": self.body,
+                "owner": self.owner,
+                "unknown": self.unknown,
+            }
+        )
+
+    @staticmethod
+    def decode(raw: bytes) -> Record:
+        d = orjson.loads(raw)
+        return Record(
+            d["state"], d["fingerprint"], d["status"], d["body"], d["owner"], d["unknown"]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This request owns the key and must finish it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    reason: str  # different_body | in_progress
+
+
+def fingerprint(client_id: str, body: Any) -> str:
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(client_id.encode() + b"\0" + canonical).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        prefix: str = "idem:",
+        ttl_s: float = RECORD_TTL_S,
+        lease_s: float = 60.0,
+        wait_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.lease_s = lease_s
+        self.wait_s = wait_s
+
+    def _key(self, client_id: str, key: str) -> str:
+        digest = hashlib.sha256(f"{client_id}\0{key}".encode()).hexdigest()
+        return self.prefix + digest
+
+    async def begin(self, client_id: str, key: str, fp: str) -> Claimed | Replay | Conflict:
+        """Claim the key, or say what to answer instead.
+
+        A request arriving while another holds the key waits for it (up to `wait_s`) so a
+        double-clicked deposit gets the first one's answer instead of an error.
+        """
+        skey = self._key(client_id, key)
+        deadline = time.monotonic() + self.wait_s
+        claim = Record("in_progress", fp).encode()
+        while True:
+            if await self.store.set_if_absent(skey, claim, self.lease_s):
+                return Claimed()
+            raw = await self.store.get(skey)
+            if raw is None:
+                continue  # expired between the two calls; claim again
+            record = Record.decode(raw)
+            if record.fingerprint != fp:
+                return Conflict("different_body")
+            if record.state == "done":
+                return Replay(record)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Conflict("in_progress")
+            await self.store.wait_changed(skey, min(remaining, 0.05))
+
+    async def finish(
+        self,
+        client_id: str,
+        key: str,
+        fp: str,
+        status: int,
+        body: Any,
+        *,
+        owner: str | None = None,
+        unknown: bool = False,
+    ) -> None:
+        record = Record("done", fp, status, body, owner, unknown)
+        await self.store.set(self._key(client_id, key), record.encode(), self.ttl_s)
+
+    async def abandon(self, client_id: str, key: str) -> None:
+        """Release a claim whose request certainly reached no provider."""
+        await self.store.delete(self._key(client_id, key))

@@ -1,0 +1,114 @@
+"""Start every simulator at once, with throwaway credentials made on the spot.
+
+Used by `casino-gateway demo` and by the tests. Nothing here is a real secret: each run
+makes new keys, and the private Hub88 key never touches the disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from simulators import adyen, hub88, slotegrator, stripe
+from simulators.faults import SimulatorServer
+
+DEFAULT_PORTS = {
+    "hub88": hub88.DEFAULT_PORT,
+    "slotegrator": slotegrator.DEFAULT_PORT,
+    "stripe": stripe.DEFAULT_PORT,
+    "adyen": adyen.DEFAULT_PORT,
+}
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    hub88_private_pem: str
+    hub88_public_pem: str
+    slotegrator_key: str
+    stripe_secret_key: str
+    stripe_webhook_secret: str
+    adyen_api_key: str
+    adyen_hmac_key: str
+    client_key: str
+
+    def env(self) -> dict[str, str]:
+        """The variables config/providers.yaml names."""
+        return {
+            "HUB88_PRIVATE_KEY": self.hub88_private_pem,
+            "SLOTEGRATOR_KEY": self.slotegrator_key,
+            "STRIPE_SECRET_KEY": self.stripe_secret_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "ADYEN_API_KEY": self.adyen_api_key,
+            "ADYEN_HMAC_KEY": self.adyen_hmac_key,
+            "WEB_API_KEY": self.client_key,
+        }
+
+
+def make_secrets() -> DemoSecrets:
+    private_pem, public_pem = hub88.generate_operator_keypair()
+    return DemoSecrets(
+        hub88_private_pem=private_pem,
+        hub88_public_pem=public_pem,
+        slotegrator_key=secrets.token_hex(20),
+        stripe_secret_key="sk_test_" + secrets.token_urlsafe(24),
+        stripe_webhook_secret="whsec_" + secrets.token_urlsafe(24),
+        adyen_api_key="AQE" + secrets.token_urlsafe(32),
+        adyen_hmac_key=secrets.token_hex(32).upper(),
+        client_key="demo_" + secrets.token_urlsafe(24),
+    )
+
+
+@dataclass
+class Stack:
+    secrets: DemoSecrets
+    servers: dict[str, SimulatorServer] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return self.servers[name].url
+
+    async def close(self) -> None:
+        for server in self.servers.values():
+            await server.close()
+
+
+async def start_stack(
+    demo: DemoSecrets,
+    ports: Mapping[str, int] | None = None,
+    *,
+    webhook_base_url: str | None = None,
+    auto_complete_s: float | None = None,
+    per_page: int = 8,
+    host: str = "127.0.0.1",
+) -> Stack:
+    """Start the simulators named in `ports` (all four by default); port 0 picks a free one."""
+    ports = DEFAULT_PORTS if ports is None else ports
+    hook = (
+        (lambda p: f"{webhook_base_url}/v1/webhooks/{p}") if webhook_base_url else (lambda p: None)
+    )
+    factories = {
+        "hub88": lambda: hub88.create_app(operator_public_key_pem=demo.hub88_public_pem),
+        "slotegrator": lambda: slotegrator.create_app(
+            merchant_key=demo.slotegrator_key, per_page=per_page
+        ),
+        "stripe": lambda: stripe.create_app(
+            demo.stripe_secret_key,
+            webhook_url=hook("stripe"),
+            webhook_secret=demo.stripe_webhook_secret,
+            auto_complete_s=auto_complete_s,
+        ),
+        "adyen": lambda: adyen.create_app(
+            api_key=demo.adyen_api_key,
+            webhook_url=hook("adyen"),
+            hmac_key=demo.adyen_hmac_key,
+            auto_complete_s=auto_complete_s,
+        ),
+    }
+    stack = Stack(demo)
+    try:
+        for name, port in ports.items():
+            stack.servers[name] = await SimulatorServer(factories[name](), host, port).start()
+    except BaseException:
+        await stack.close()
+        raise
+    return stack

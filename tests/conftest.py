@@ -1,0 +1,149 @@
+"""Shared fixtures: the simulators and gateways on real loopback sockets."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.config import Config, parse_config
+from gateway.context import GATEWAY
+from gateway.runtime import Gateway
+from simulators.stack import DemoSecrets, Stack, make_secrets, start_stack
+
+ALL_SIMULATORS = {"hub88": 0, "slotegrator": 0, "stripe": 0, "adyen": 0}
+
+
+@pytest.fixture(scope="session")
+def demo_secrets() -> DemoSecrets:
+    return make_secrets()  # one RSA key for the whole run: key generation is slow
+
+
+@pytest.fixture
+async def stack(demo_secrets: DemoSecrets) -> AsyncIterator[Stack]:
+    s = await start_stack(demo_secrets, ALL_SIMULATORS, per_page=8)
+    yield s
+    await s.close()
+
+
+def base_config(stack: Stack) -> dict[str, Any]:
+    """A config for tests: short timeouts, no background health probes unless asked."""
+    return {
+        "version": 1,
+        "studio_aliases": {
+            "pragmaticplay": "pragmatic-play",
+            "evolution-gaming": "evolution",
+            "playn-go": "play-n-go",
+        },
+        "defaults": {
+            "timeout_ms": 500,
+            "breaker": {"failure_threshold": 5, "recovery_timeout_s": 30},
+            "health": {"enabled": False, "interval_s": 0.2, "timeout_ms": 200},
+        },
+        "providers": {
+            "hub88": {
+                "adapter": "hub88",
+                "base_url": stack.url("hub88"),
+                "credentials": {"operator_id": 1, "private_key_env": "HUB88_PRIVATE_KEY"},
+            },
+            "slotegrator": {
+                "adapter": "slotegrator",
+                "base_url": stack.url("slotegrator"),
+                "credentials": {"merchant_id": "demo", "merchant_key_env": "SLOTEGRATOR_KEY"},
+            },
+            "stripe": {
+                "adapter": "stripe",
+                "base_url": stack.url("stripe"),
+                "credentials": {
+                    "secret_key_env": "STRIPE_SECRET_KEY",
+                    "webhook_secret_env": "STRIPE_WEBHOOK_SECRET",
+                },
+            },
+            "adyen": {
+                "adapter": "adyen",
+                "base_url": stack.url("adyen"),
+                "credentials": {
+                    "api_key_env": "ADYEN_API_KEY",
+                    "merchant_account": "DemoCasino",
+                    "hmac_key_env": "ADYEN_HMAC_KEY",
+                },
+            },
+        },
+        "routes": {
+            "games.list": {"providers": ["hub88", "slotegrator"]},
+            "games.get": {"providers": ["hub88", "slotegrator"]},
+            "games.launch": {"providers": ["hub88", "slotegrator"]},
+            "payments.create": {"providers": ["stripe", "adyen"]},
+            "payments.get": {"providers": ["stripe", "adyen"]},
+        },
+    }
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(doc: dict[str, Any], secrets: DemoSecrets) -> Config:
+    return parse_config(yaml.safe_dump(doc).encode(), source="test", env=secrets.env())
+
+
+@dataclass
+class GatewayUnderTest:
+    client: TestClient
+    stack: Stack
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.client.server.app[GATEWAY]
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url(""))
+
+    def calls(self, simulator: str, path: str) -> int:
+        return self.stack.servers[simulator].stats[path]
+
+
+MakeGateway = Callable[..., Awaitable[GatewayUnderTest]]
+
+
+@pytest.fixture
+async def make_gateway(stack: Stack) -> AsyncIterator[MakeGateway]:
+    clients: list[TestClient] = []
+
+    async def make(changes: dict[str, Any] | None = None, **kwargs: Any) -> GatewayUnderTest:
+        doc = merge(base_config(stack), changes or {})
+        config = build_config(doc, stack.secrets)
+        app = create_app(config, **kwargs)
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return GatewayUnderTest(client, stack)
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def gw(make_gateway: MakeGateway) -> GatewayUnderTest:
+    return await make_gateway()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
