@@ -96,8 +96,12 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_config(doc: dict[str, Any], secrets: DemoSecrets) -> Config:
-    return parse_config(yaml.safe_dump(doc).encode(), source="test", env=secrets.env())
+def build_config(
+    doc: dict[str, Any], secrets: DemoSecrets, env: dict[str, str] | None = None
+) -> Config:
+    return parse_config(
+        yaml.safe_dump(doc).encode(), source="test", env={**secrets.env(), **(env or {})}
+    )
 
 
 @dataclass
@@ -124,9 +128,11 @@ MakeGateway = Callable[..., Awaitable[GatewayUnderTest]]
 async def make_gateway(stack: Stack) -> AsyncIterator[MakeGateway]:
     clients: list[TestClient] = []
 
-    async def make(changes: dict[str, Any] | None = None, **kwargs: Any) -> GatewayUnderTest:
+    async def make(
+        changes: dict[str, Any] | None = None, env: dict[str, str] | None = None, **kwargs: Any
+    ) -> GatewayUnderTest:
         doc = merge(base_config(stack), changes or {})
-        config = build_config(doc, stack.secrets)
+        config = build_config(doc, stack.secrets, env)
         app = create_app(config, **kwargs)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()

@@ -70,16 +70,18 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-@pytest.fixture(autouse=True)
-async def loop_reports() -> AsyncIterator[list[dict[str, Any]]]:
-    """Fail any test after which the loop reported an error (an unretrieved task exception)."""
+@pytest.fixture
+async def no_loop_errors() -> AsyncIterator[None]:
+    """Fail the test if the loop reported an error, such as a task exception never retrieved.
+
+    Checked after the test's own references are gone: only then are its finished tasks
+    collected, which is when asyncio reports an exception nobody read.
+    """
     loop = asyncio.get_running_loop()
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
-    yield reported
-    # Unretrieved exceptions are reported when their task is collected; the youngest
-    # generation holds this test's tasks, and collecting only it keeps teardown cheap.
-    gc.collect(0)
+    yield
+    gc.collect()
     await settle()
     loop.set_exception_handler(None)
     assert reported == []
@@ -188,6 +190,7 @@ async def test_fifty_concurrent_misses_share_one_fetch() -> None:
     assert not other_tasks()
 
 
+@pytest.mark.usefixtures("no_loop_errors")
 async def test_concurrent_misses_share_the_failure() -> None:
     cache = make()
     fetch = Fetcher()
@@ -240,9 +243,8 @@ async def test_fetch_finishes_and_is_stored_when_every_waiter_left() -> None:
     assert not other_tasks()
 
 
-async def test_failed_fetch_with_no_waiter_left_reports_nothing(
-    loop_reports: list[dict[str, Any]],
-) -> None:
+@pytest.mark.usefixtures("no_loop_errors")
+async def test_failed_fetch_with_no_waiter_left_reports_nothing() -> None:
     cache = make()
     fetch = Fetcher()
     gate = fetch.hold()
@@ -254,12 +256,25 @@ async def test_failed_fetch_with_no_waiter_left_reports_nothing(
     await settle()
     gate.set()
     await settle()
-    del waiters
-    gc.collect()
-    await settle()
-    assert loop_reports == []
     assert len(cache) == 0
     assert not other_tasks()
+
+
+@pytest.mark.usefixtures("no_loop_errors")
+@pytest.mark.parametrize("steps", range(5))
+async def test_waiter_cancelled_as_the_failure_reaches_it(steps: int) -> None:
+    cache = make()
+    fetch = Fetcher()
+    gate = fetch.hold()
+    fetch.error = Boom("down")
+    waiter = asyncio.create_task(cache.get_or_fetch("k", SWR, fetch))
+    await settle()
+    gate.set()
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    waiter.cancel()
+    outcome = (await asyncio.gather(waiter, return_exceptions=True))[0]
+    assert isinstance(outcome, asyncio.CancelledError | Boom)
 
 
 # ---- stale-while-revalidate -------------------------------------------------------------------
@@ -302,9 +317,8 @@ async def test_miss_joins_a_running_revalidation() -> None:
     assert fetch.calls == 2
 
 
-async def test_failed_revalidation_keeps_the_entry_and_reports(
-    loop_reports: list[dict[str, Any]],
-) -> None:
+@pytest.mark.usefixtures("no_loop_errors")
+async def test_failed_revalidation_keeps_the_entry_and_reports() -> None:
     clock = Clock()
     errors: list[tuple[str, BaseException]] = []
     cache = make(clock, on_background_error=lambda key, exc: errors.append((key, exc)))
@@ -316,9 +330,6 @@ async def test_failed_revalidation_keeps_the_entry_and_reports(
     await settle()
     assert errors == [("k", fetch.error)]
     assert cache.peek("k") == ("v1", 12.0)
-    gc.collect()
-    await settle()
-    assert loop_reports == []  # the refresh's exception was retrieved
     # The failure is not remembered: the next stale read tries again.
     clock.advance(1.0)
     assert await cache.get_or_fetch("k", SWR, fetch) == Lookup("v1", "STALE", 13.0)
@@ -332,6 +343,7 @@ async def test_failed_revalidation_keeps_the_entry_and_reports(
     assert not other_tasks()
 
 
+@pytest.mark.usefixtures("no_loop_errors")
 async def test_close_cancels_revalidation_and_starts_no_more() -> None:
     clock = Clock()
     errors: list[tuple[str, BaseException]] = []
@@ -371,6 +383,7 @@ async def test_stale_if_error_within_window_then_error_beyond() -> None:
     assert cache.peek("k") is not None
 
 
+@pytest.mark.usefixtures("no_loop_errors")
 async def test_stale_if_error_for_every_concurrent_waiter() -> None:
     clock = Clock()
     cache = make(clock)
@@ -408,6 +421,7 @@ async def test_errors_are_not_cached() -> None:
     assert fetch.calls == 2
 
 
+@pytest.mark.usefixtures("no_loop_errors")
 async def test_cancellation_is_not_treated_as_a_fetch_error() -> None:
     clock = Clock()
     cache = make(clock)

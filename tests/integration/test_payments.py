@@ -1,0 +1,231 @@
+"""Payments through the gateway: failover that never double-charges, idempotency, read-back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import jsonschema
+
+from gateway.validation import openapi_document
+from simulators.faults import Faults
+from tests.conftest import GatewayUnderTest, MakeGateway
+
+STRIPE_CREATE = "/v1/payment_intents"
+ADYEN_CREATE = "/v71/payments"
+DEPOSIT = {
+    "type": "deposit",
+    "amount": 2500,
+    "currency": "EUR",
+    "player_id": "player-42",
+    "method": {"type": "card"},
+    "return_url": "https://casino.example/cashier",
+    "metadata": {"campaign": "welcome"},
+}
+
+
+def payment_schema() -> dict[str, Any]:
+    doc = openapi_document()
+    return {**doc["components"]["schemas"]["Payment"], "components": doc["components"]}
+
+
+async def pay(gw: GatewayUnderTest, body: dict[str, Any] | None = None, key: str | None = None):
+    headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+    return await gw.client.post("/v1/payments", json=body or DEPOSIT, headers=headers)
+
+
+async def test_deposit_lands_on_the_primary(gw: GatewayUnderTest):
+    resp = await pay(gw)
+    assert resp.status == 201
+    payment = await resp.json()
+    jsonschema.validate(payment, payment_schema())
+    assert payment["status"] == "requires_action"
+    assert payment["provider"] == "stripe"
+    assert payment["provider_reference"].startswith("pi_")
+    assert payment["amount"] == 2500 and payment["currency"] == "EUR"
+    assert payment["next_action"]["type"] == "sdk"
+    assert payment["next_action"]["client_secret"].startswith(payment["provider_reference"])
+    assert payment["attempts"] == [{"provider": "stripe", "outcome": "ok", "error_code": None}]
+    assert gw.calls("stripe", STRIPE_CREATE) == 1
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_refused_connection_fails_over_to_the_secondary(gw: GatewayUnderTest):
+    await gw.stack.servers["stripe"].stop_listening()
+    resp = await pay(gw)
+    assert resp.status == 201
+    payment = await resp.json()
+    assert payment["provider"] == "adyen"
+    assert payment["status"] == "requires_action"
+    assert payment["next_action"]["type"] == "redirect"
+    assert payment["attempts"] == [
+        {"provider": "stripe", "outcome": "refused", "error_code": None},
+        {"provider": "adyen", "outcome": "ok", "error_code": None},
+    ]
+    assert gw.calls("adyen", ADYEN_CREATE) == 1
+    metrics = (await (await gw.client.get("/metrics")).text()).splitlines()
+    assert (
+        'gateway_failovers_total{from_provider="stripe",route="payments.create",'
+        'to_provider="adyen"} 1.0' in metrics
+    )
+
+
+async def test_timeout_is_never_sent_to_the_secondary(make_gateway: MakeGateway):
+    gw = await make_gateway({"providers": {"stripe": {"timeout_ms": 200}}})
+    gw.stack.servers["stripe"].faults = Faults(mode="hang")
+    resp = await pay(gw)
+    assert resp.status == 202
+    payment = await resp.json()
+    jsonschema.validate(payment, payment_schema())
+    assert payment["status"] == "processing"
+    assert payment["provider"] == "stripe"
+    assert payment["provider_reference"] is None
+    # One try and one retry on the same provider, with the same key; Adyen never asked.
+    assert payment["attempts"] == [
+        {"provider": "stripe", "outcome": "timeout", "error_code": None},
+        {"provider": "stripe", "outcome": "timeout", "error_code": None},
+    ]
+    assert gw.calls("stripe", STRIPE_CREATE) == 2
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_ambiguous_5xx_is_retried_on_the_same_provider_only(gw: GatewayUnderTest):
+    gw.stack.servers["stripe"].faults = Faults(mode="error")
+    resp = await pay(gw)
+    assert resp.status == 202
+    payment = await resp.json()
+    assert payment["provider"] == "stripe" and payment["status"] == "processing"
+    assert gw.calls("stripe", STRIPE_CREATE) == 2
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_retry_with_same_key_recovers_a_transient_5xx(gw: GatewayUnderTest):
+    gw.stack.servers["stripe"].faults = Faults(fail_next=1)
+    resp = await pay(gw)
+    assert resp.status == 201
+    payment = await resp.json()
+    assert payment["provider"] == "stripe" and payment["status"] == "requires_action"
+    assert [a["outcome"] for a in payment["attempts"]] == ["error", "ok"]
+    assert gw.calls("stripe", STRIPE_CREATE) == 2
+    sim = gw.stack.servers["stripe"]
+    auth = {"Authorization": f"Bearer {gw.stack.secrets.stripe_secret_key}"}
+    async with gw.client.session.get(f"{sim.url}/v1/payment_intents?limit=10", headers=auth) as r:
+        intents = (await r.json())["data"]
+    assert len(intents) == 1  # the fault came before Stripe acted; the retry made the one
+
+
+async def test_definite_rejection_fails_over(gw: GatewayUnderTest, make_gateway: MakeGateway):
+    # Stripe refuses crypto in EUR (a 400 invalid_request_error: no money moved).
+    body = {**DEPOSIT, "method": {"type": "bank_transfer"}, "currency": "GBP"}
+    resp = await pay(gw, body)
+    assert resp.status == 201
+    payment = await resp.json()
+    assert payment["provider"] == "adyen"
+    assert payment["attempts"][0]["provider"] == "stripe"
+    assert payment["attempts"][0]["outcome"] == "rejected"
+
+
+async def test_idempotent_replay_reaches_no_provider(gw: GatewayUnderTest):
+    key = uuid.uuid4().hex
+    first = await pay(gw, key=key)
+    assert first.status == 201
+    again = await pay(gw, key=key)
+    assert again.status == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.json() == await first.json()
+    assert gw.calls("stripe", STRIPE_CREATE) == 1
+    other = await pay(gw, {**DEPOSIT, "amount": 9900}, key=key)
+    assert other.status == 409
+    assert (await other.json())["code"] == "idempotency_conflict"
+    assert gw.calls("stripe", STRIPE_CREATE) == 1
+
+
+async def test_concurrent_requests_with_one_key_reach_the_provider_once(gw: GatewayUnderTest):
+    gw.stack.servers["stripe"].faults = Faults(latency_ms=100)
+    key = uuid.uuid4().hex
+    responses = await asyncio.gather(*(pay(gw, key=key) for _ in range(5)))
+    bodies = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [201] * 5
+    assert len({b["payment_id"] for b in bodies}) == 1
+    assert gw.calls("stripe", STRIPE_CREATE) == 1
+
+
+async def test_replay_of_an_unknown_outcome_asks_the_owner_again(make_gateway: MakeGateway):
+    gw = await make_gateway({"providers": {"stripe": {"timeout_ms": 200}}})
+    gw.stack.servers["stripe"].faults = Faults(mode="hang")
+    key = uuid.uuid4().hex
+    first = await pay(gw, key=key)
+    assert first.status == 202
+    gw.stack.servers["stripe"].faults = Faults()
+    again = await pay(gw, key=key)
+    assert again.status == 201
+    payment = await again.json()
+    assert payment["payment_id"] == (await first.json())["payment_id"]
+    assert payment["provider"] == "stripe" and payment["provider_reference"].startswith("pi_")
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_payment_read_back_refreshes_from_the_provider(gw: GatewayUnderTest):
+    created = await (await pay(gw)).json()
+    resp = await gw.client.get(f"/v1/payments/{created['payment_id']}")
+    assert resp.status == 200
+    assert await resp.json() == created
+    # The player completes the payment at Stripe; the next read shows it.
+    sim = gw.stack.servers["stripe"]
+    async with gw.client.session.post(
+        f"{sim.url}/_sim/payment_intents/{created['provider_reference']}/complete",
+        json={"outcome": "succeeded"},
+    ) as done:
+        assert done.status == 200
+    payment = await (await gw.client.get(f"/v1/payments/{created['payment_id']}")).json()
+    assert payment["status"] == "succeeded"
+    assert payment["next_action"] is None
+    assert gw.calls("stripe", f"/v1/payment_intents/{created['provider_reference']}") == 2
+
+
+async def test_payment_read_back_on_another_gateway_instance(make_gateway: MakeGateway):
+    first = await make_gateway()
+    second = await make_gateway()  # shares nothing with the first but the providers
+    created = await (await pay(first)).json()
+    resp = await second.client.get(f"/v1/payments/{created['payment_id']}")
+    assert resp.status == 200
+    payment = await resp.json()
+    assert payment["provider"] == "stripe"
+    assert payment["provider_reference"] == created["provider_reference"]
+    assert payment["amount"] == 2500 and payment["status"] == "requires_action"
+
+
+async def test_signed_payment_ids_refuse_forgery(make_gateway: MakeGateway):
+    gw = await make_gateway(
+        {"payment_id_secret_env": "PAYMENT_ID_SECRET"}, env={"PAYMENT_ID_SECRET": "x" * 32}
+    )
+    created = await (await pay(gw)).json()
+    assert (await gw.client.get(f"/v1/payments/{created['payment_id']}")).status == 200
+    body, _, tag = created["payment_id"].partition(".")
+    forged = f"{body}.{'A' * len(tag)}"
+    resp = await gw.client.get(f"/v1/payments/{forged}")
+    assert resp.status == 404
+    assert (await resp.json())["code"] == "not_found"
+
+
+async def test_declined_payment_is_failed_not_failed_over(gw: GatewayUnderTest):
+    resp = await pay(gw, {**DEPOSIT, "amount": 4000002})  # the Stripe simulator declines it
+    assert resp.status == 201
+    payment = await resp.json()
+    assert payment["status"] == "failed"
+    assert payment["provider"] == "stripe"
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_no_provider_left_is_503_with_retry_after(gw: GatewayUnderTest):
+    await gw.stack.servers["stripe"].stop_listening()
+    await gw.stack.servers["adyen"].stop_listening()
+    resp = await pay(gw)
+    assert resp.status == 503
+    assert int(resp.headers["Retry-After"]) >= 1
+    problem = await resp.json()
+    assert problem["code"] == "no_provider_available"
+    # Nothing was charged, so the same key may be used again once a provider is back.
+    await gw.stack.servers["adyen"].start_listening()
+    await gw.stack.servers["stripe"].start_listening()
