@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway import api, upstream
+from gateway import admin, api, cors, upstream
 from gateway.config import Config
 from gateway.context import CTX, GATEWAY, json_response
 from gateway.errors import ApiError
 from gateway.health_checker import HealthChecker
 from gateway.logs import access_log
+from gateway.reload import ConfigWatcher
 from gateway.runtime import Gateway
 from policies.ratelimit import Decision, RateLimitUnavailable
 
@@ -140,10 +141,6 @@ async def metrics_handler(request: web.Request) -> web.Response:
     )
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    raise ApiError("not_found", f"no such path: {request.path}")
-
-
 def create_app(
     config: Config, *, gateway: Gateway | None = None, config_path: str | None = None
 ) -> web.Application:
@@ -153,6 +150,8 @@ def create_app(
     app[GATEWAY] = gw
     api.add_routes(app)
     app.router.add_get("/metrics", metrics_handler, name="metrics")
+    admin.add_routes(app)
+    cors.setup(app)  # last: it wraps every route registered above
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -163,9 +162,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     checker = HealthChecker(gw)
     checker.start()
     gw.health_checker = checker
+    watcher = None
+    if gw.config_path:
+        watcher = ConfigWatcher(gw, gw.config_path, gw.reload_interval_s)
+        watcher.start()
+    gw.watcher = watcher
     try:
         yield
     finally:
+        if watcher is not None:
+            await watcher.stop()
         await checker.stop()
         await gw.close()
         await gw.session.close()

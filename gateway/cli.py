@@ -46,6 +46,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     from gateway.app import create_app
+    from gateway.context import GATEWAY
 
     app = create_app(config, config_path=config_path)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
@@ -64,6 +65,17 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    gw = app[GATEWAY]
+    pending: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        if gw.watcher is not None:
+            task = asyncio.ensure_future(gw.watcher.reload("sighup"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     if ready is not None:
         ready.set()
     try:

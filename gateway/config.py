@@ -149,6 +149,8 @@ class Config:
     source: str = ""
     hash: str = ""
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Every secret value read, so logs can mask them wherever they might slip in.
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
 
 
 # ---- loading ----------------------------------------------------------------------------
@@ -226,6 +228,7 @@ class _Builder:
         self.env = env
         self.base_dir = base_dir
         self.problems: list[str] = []
+        self.secret_values: list[str] = []
 
     def fail(self, path: str, problem: str) -> None:
         self.problems.append(f"{path}: {problem}")
@@ -262,6 +265,7 @@ class _Builder:
             source=source,
             hash=digest,
             redacted=redact(doc),
+            secret_values=tuple(self.secret_values),
         )
 
     # -- providers
@@ -361,6 +365,7 @@ class _Builder:
         if not value:
             self.fail(path, f"environment variable '{name}' is not set")
             return None
+        self.secret_values.append(value)
         return value
 
     def secret_from_file(self, path: str, name: Any) -> str | None:
@@ -369,10 +374,12 @@ class _Builder:
             return None
         file = Path(name) if Path(name).is_absolute() else self.base_dir / name
         try:
-            return file.read_text().strip()
+            value = file.read_text().strip()
         except OSError as exc:
             self.fail(path, f"cannot read secret file '{name}': {exc.strerror or exc}")
             return None
+        self.secret_values.append(value)
+        return value
 
     # -- routes
 

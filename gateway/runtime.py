@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway import logs
 from gateway.config import ClientConfig, Config
 from gateway.metrics import BREAKER_STATES, Metrics
 from gateway.providers import ProviderRegistry, ProviderState
@@ -66,6 +67,8 @@ class Gateway:
         self.last_reload: dict[str, Any] = {"result": "success", "error": None, "at": time.time()}
         self.config_path: str | None = None
         self.health_checker: Any = None
+        self.watcher: Any = None
+        self.reload_interval_s = 1.0
         self.runtime = self.apply(config)
 
     def apply(self, config: Config) -> Runtime:
@@ -77,6 +80,10 @@ class Gateway:
         )
         self.runtime = runtime
         self.merge_memo.clear()
+        # PEM keys are multi-line: mask each of their lines too.
+        logs.REDACTOR.set_secrets(
+            [*config.secret_values, *(ln for v in config.secret_values for ln in v.splitlines())]
+        )
         self.metrics.set_config_hash(config.hash)
         self.metrics.config_last_success.set(time.time())
         for state in states.values():

@@ -73,12 +73,11 @@ class _Flight(Generic[T]):
         self.task: asyncio.Task[tuple[T, int]]
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # Every caller may have gone (cancelled) before a fetch fails, or be cancelled just after
-    # its failure reached it; reading the exception here keeps asyncio from reporting it as
-    # never retrieved. Callers still get it raised.
-    if not future.cancelled():
-        future.exception()
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Every caller may have gone (cancelled) before a fetch fails; reading the exception
+    # here keeps asyncio from reporting it as never retrieved.
+    if not task.cancelled():
+        task.exception()
 
 
 class ResponseCache(Generic[T]):
@@ -130,10 +129,8 @@ class ResponseCache(Generic[T]):
         elif settings.ttl_s > 0:
             # A caller that may cache joined a fetch started by one that may not.
             flight.store = True
-        shielded = asyncio.shield(flight.task)
-        shielded.add_done_callback(_retrieve)
         try:
-            value, _ = await shielded
+            value, _ = await asyncio.shield(flight.task)
         except Exception:
             stale = self._stale_if_error(key, settings)
             if stale is None:
