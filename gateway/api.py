@@ -53,7 +53,9 @@ async def read_json(request: web.Request) -> Any:
 def _set_cache_header(request: web.Request, status: str | None) -> dict[str, str]:
     if status is None:
         return {}
-    request[CTX]["cache"] = status
+    ctx = request[CTX]
+    ctx["cache"] = status
+    request.app[GATEWAY].metrics.cache.labels(ctx["route"], status.lower()).inc()
     return {"X-Cache": status}
 
 
