@@ -16,6 +16,9 @@ from gateway.catalog import GameFilter, filter_games, page_of
 from gateway.context import CTX, GATEWAY, json_response
 from gateway.errors import ApiError
 from gateway.validation import openapi_document, validate_body
+from policies.shared_cache import JsonCodec
+
+JSON_CODEC = JsonCodec()
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -136,7 +139,9 @@ async def get_payment(request: web.Request) -> web.Response:
         async def fetch() -> tuple[dict[str, Any], int]:
             return await payments.get(gw, rt, payment_id), 1024
 
-        lookup = await gw.cache.get_or_fetch(f"payment:{payment_id}", route.cache, fetch)
+        lookup = await gw.cache.get_or_fetch(
+            f"payment:{payment_id}", route.cache, fetch, JSON_CODEC
+        )
         payment = lookup.value
         headers = _set_cache_header(request, lookup.status)
     else:

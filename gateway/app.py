@@ -17,7 +17,7 @@ from gateway.health_checker import HealthChecker
 from gateway.logs import access_log
 from gateway.reload import ConfigWatcher
 from gateway.runtime import Gateway
-from policies.ratelimit import Decision, RateLimitUnavailable
+from policies.ratelimit import Decision
 
 log = logging.getLogger("gateway")
 
@@ -101,19 +101,20 @@ async def policy_middleware(request: web.Request, handler: Handler) -> web.Strea
         ctx["client_id"] = client.id
     decisions: list[Decision] = []
     route_conf = rt.config.routes.get(route)
-    try:
-        if client is not None and client.rate_limit:
-            decisions.append(await gw.limiter.hit(client.rate_limit, "client", client.id))
-        if route_conf is not None and route_conf.rate_limit is not None:
-            limit = route_conf.rate_limit
-            who = {
-                "client": ctx["client_id"] if client else (request.remote or "-"),
-                "ip": request.remote or "-",
-                "route": "all",
-            }[limit.per]
-            decisions.append(await gw.limiter.hit(limit.limit, "route", route, limit.per, who))
-    except RateLimitUnavailable:
-        decisions = gw.on_limiter_unavailable(route)
+    if client is not None and client.rate_limit:
+        decision = await gw.hit_limit(client.rate_limit, "client", client.id)
+        if decision is not None:
+            decisions.append(decision)
+    if route_conf is not None and route_conf.rate_limit is not None:
+        limit = route_conf.rate_limit
+        who = {
+            "client": ctx["client_id"] if client else (request.remote or "-"),
+            "ip": request.remote or "-",
+            "route": "all",
+        }[limit.per]
+        decision = await gw.hit_limit(limit.limit, "route", route, limit.per, who)
+        if decision is not None:
+            decisions.append(decision)
     headers = decisions[-1].headers() if decisions else {}
     refused = next((d for d in decisions if not d.allowed), None)
     if refused is not None:
@@ -162,6 +163,7 @@ def create_app(
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     gw.session = upstream.make_session()
+    await gw.start()
     checker = HealthChecker(gw)
     checker.start()
     gw.health_checker = checker

@@ -17,7 +17,6 @@ from gateway import upstream
 from gateway.providers import Rejected
 from gateway.upstream import TransportError
 from policies.breaker import BreakerOpen, UpstreamFailure
-from policies.ratelimit import RateLimitUnavailable
 
 if TYPE_CHECKING:
     from gateway.providers import ProviderState
@@ -92,10 +91,7 @@ async def call_provider(
         raise _skip(name, "cooling_down", f"provider '{name}' asked to wait", cooling)
     rate = state.config.rate_limit
     if rate:
-        try:
-            decision = await gw.limiter.hit(rate, "out", name)
-        except RateLimitUnavailable:
-            decision = None  # the shared counter is down: do not refuse traffic for it
+        decision = await gw.hit_limit(rate, "out", name)
         if decision is not None and not decision.allowed:
             gw.metrics.upstream_requests.labels(name, op, "rate_limited").inc()
             raise _skip(

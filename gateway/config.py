@@ -131,6 +131,17 @@ class CacheLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSettings:
+    backend: str = "memory"  # memory | redis
+    url: str | None = None
+    key_prefix: str = "gw:"
+    on_failure: str = "local"  # local | open | closed
+    replicas: int = 1  # how many replicas share the limits: local fallback gets limit/replicas
+    timeout_ms: int = 250  # every request-path Redis call
+    local_cache_s: float = 1.0  # in-process layer in front of the shared cache
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     routes: Mapping[str, RouteConfig]
@@ -144,7 +155,7 @@ class Config:
     clients: tuple[ClientConfig, ...] = ()
     cors: CorsConfig | None = None
     cache_limits: CacheLimits = CacheLimits()
-    storage: Mapping[str, Any] = field(default_factory=dict)
+    storage: StorageSettings = StorageSettings()
     events: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     hash: str = ""
@@ -260,7 +271,7 @@ class _Builder:
             clients=self.clients(doc.get("clients", [])),
             cors=self.cors(doc.get("cors")),
             cache_limits=CacheLimits(**doc.get("cache", {})),
-            storage=doc.get("storage", {}),
+            storage=StorageSettings(**doc.get("storage", {})),
             events=doc.get("events", {}),
             source=source,
             hash=digest,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,6 +28,51 @@ if TYPE_CHECKING:
 
 MAX_PAGES = 200
 MERGE_MEMO_SIZE = 16
+
+
+class CatalogCodec:
+    """One provider's catalog as bytes, for the shared cache. rtp travels as a string."""
+
+    def encode(self, games: tuple[ProviderGame, ...]) -> bytes:
+        return orjson.dumps(
+            [
+                [
+                    g.provider_game_id,
+                    g.name,
+                    g.studio,
+                    g.category,
+                    None if g.rtp is None else str(g.rtp),
+                    g.volatility,
+                    list(g.platforms),
+                    g.demo,
+                    g.thumbnail,
+                ]
+                for g in games
+            ]
+        )
+
+    def decode(self, data: bytes) -> tuple[ProviderGame, ...]:
+        return tuple(self._game(*row) for row in orjson.loads(data))
+
+    @staticmethod
+    def _game(
+        gid: str,
+        name: str,
+        studio: str,
+        category: str | None,
+        rtp: str | None,
+        volatility: str | None,
+        platforms: list[str],
+        demo: bool,
+        thumbnail: str | None,
+    ) -> ProviderGame:
+        rtp_value = None if rtp is None else Decimal(rtp)
+        return ProviderGame(
+            gid, name, studio, category, rtp_value, volatility, tuple(platforms), demo, thumbnail
+        )
+
+
+CATALOG_CODEC = CatalogCodec()
 
 
 @dataclass
@@ -116,7 +162,7 @@ async def _provider_catalog(
         if route.cache is None or route.cache.ttl_s <= 0:
             games, _ = await fetch()
             return games, "ok", None
-        lookup = await gw.cache.get_or_fetch(key, route.cache, fetch)
+        lookup = await gw.cache.get_or_fetch(key, route.cache, fetch, CATALOG_CODEC)
         return lookup.value, "ok", lookup.status
     except AttemptFailed as failed:
         return None, "timeout" if failed.outcome == "timeout" else "error", None
@@ -128,7 +174,7 @@ async def _skipped_from_cache(gw: Gateway, rt: Runtime, name: str, op: str) -> A
     if route.cache is None:
         return None
     key = f"catalog:{name}:{rt.providers[name].config.fingerprint[:16]}"
-    peeked = gw.cache.peek(key)
+    peeked = await gw.cache.peek(key, CATALOG_CODEC)
     if peeked is None:
         return None
     value, age = peeked

@@ -83,6 +83,13 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def set_level(level: str) -> None:
+    """Follow the config's log level, once `configure` has installed the gateway's handler."""
+    root = logging.getLogger()
+    if any(getattr(h, "_gateway", False) for h in root.handlers):
+        root.setLevel(level.upper())
+
+
 def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[str, Any]) -> None:
     if not ACCESS.isEnabledFor(logging.INFO):
         return

@@ -8,6 +8,7 @@ with the same provider idempotency key, and if the outcome is still unknown the 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from gateway.calls import AttemptFailed, call_provider
 from gateway.errors import ApiError
 from gateway.games import no_provider, selection_for
 from gateway.payment_ids import PaymentRef
+from gateway.store import StoreUnavailable
 from policies.failover import Step, payment_step
 from policies.idempotency import Claimed, Conflict, Replay, fingerprint
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.providers import ProviderState
     from gateway.runtime import Gateway, Runtime
 
+log = logging.getLogger("gateway.payments")
 RECORD_TTL_S = 30 * 24 * 3600
 # Statuses only move forward: a late `processing` must never overwrite `succeeded`.
 STATUS_RANK = {
@@ -87,6 +90,17 @@ def _ref_key(provider: str, provider_reference: str) -> str:
 
 
 async def save_payment(gw: Gateway, payment: dict[str, Any], extra: dict[str, Any]) -> None:
+    try:
+        await _save_payment(gw, payment, extra)
+    except StoreUnavailable as exc:
+        # The answer still goes out; GET falls back to asking the provider named in the id.
+        log.error(
+            "payment record not saved",
+            extra={"payment_id": payment["payment_id"], "error": str(exc)},
+        )
+
+
+async def _save_payment(gw: Gateway, payment: dict[str, Any], extra: dict[str, Any]) -> None:
     record = {**payment, "_extra": extra}
     await gw.store.set(_record_key(payment["payment_id"]), orjson.dumps(record), RECORD_TTL_S)
     if payment.get("provider_reference"):
@@ -105,7 +119,10 @@ async def save_payment(gw: Gateway, payment: dict[str, Any], extra: dict[str, An
 
 
 async def load_payment(gw: Gateway, payment_id: str) -> dict[str, Any] | None:
-    raw = await gw.store.get(_record_key(payment_id))
+    try:
+        raw = await gw.store.get(_record_key(payment_id))
+    except StoreUnavailable:
+        return None  # the id itself still names the provider to ask
     return orjson.loads(raw) if raw else None
 
 
@@ -130,7 +147,15 @@ async def create(
 ) -> tuple[int, dict[str, Any], bool]:
     """(HTTP status, Payment, replayed)."""
     fp = fingerprint(client_id, body)
-    claim = await gw.idempotency.begin(client_id, idempotency_key, fp)
+    try:
+        claim = await gw.idempotency.begin(client_id, idempotency_key, fp)
+    except StoreUnavailable:
+        # Without the shared record another replica could send the same payment again.
+        raise ApiError(
+            "idempotency_store_unavailable",
+            "payments are paused while the idempotency store is unreachable; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
     if isinstance(claim, Conflict):
         if claim.reason == "different_body":
             raise ApiError(

@@ -26,7 +26,6 @@ BREAKER_KINDS = {
 }
 
 
-
 class Rejected(Exception):
     """A provider's definite 4xx: it is up and answering, so its breaker must not count it."""
 

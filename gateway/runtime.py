@@ -6,8 +6,10 @@ reload never changes the config under a request in flight.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,12 +19,18 @@ import aiohttp
 
 from gateway import logs
 from gateway.config import ClientConfig, Config
+from gateway.errors import ApiError
 from gateway.metrics import BREAKER_STATES, Metrics
 from gateway.providers import ProviderRegistry, ProviderState
+from gateway.redis_store import RedisLink, RedisStore
+from gateway.shared_state import SharedState
 from gateway.store import MemoryStore, Store
 from policies.cache import ResponseCache
 from policies.idempotency import IdempotencyStore
-from policies.ratelimit import Cooldowns, RateLimiter
+from policies.ratelimit import Cooldowns, Decision, RateLimiter, RateLimitUnavailable, parse_rate
+from policies.shared_cache import LocalCache, SharedCache
+
+log = logging.getLogger("gateway")
 
 
 @dataclass(frozen=True)
@@ -45,22 +53,41 @@ class Runtime:
 
 
 class Gateway:
-    """Everything a request needs. `runtime` is replaced whole by `apply`."""
+    """Everything a request needs. `runtime` is replaced whole by `apply`.
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        metrics: Metrics | None = None,
-        store: Store | None = None,
-        limiter: RateLimiter | None = None,
-    ) -> None:
+    With `storage.backend: redis` the idempotency records, payment records, cache, rate-limit
+    counters, breaker and drain states are shared through Redis; each falls back as
+    `storage.on_failure` says while Redis is unreachable.
+    """
+
+    def __init__(self, config: Config, *, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.registry = ProviderRegistry(self._on_breaker_change)
-        self.store: Store = store or MemoryStore()
+        self.storage_settings = config.storage
+        local_cache: ResponseCache[Any] = ResponseCache(config.cache_limits)
+        self.link: RedisLink | None = None
+        self.shared: SharedState | None = None
+        self.local_limiter = RateLimiter()
+        self.store: Store
+        self.cache: SharedCache[Any] | LocalCache[Any]
+        if config.storage.backend == "redis":
+            self.link = RedisLink(config.storage)
+            self.link.on_change(self._on_storage_change)
+            self.store = RedisStore(self.link)
+            self.limiter = RateLimiter(
+                config.storage.url or "",
+                key_prefix=config.storage.key_prefix + "rl",
+                storage_options={"connection_pool": self.link.client.connection_pool},
+            )
+            self.cache = SharedCache(
+                self.store, local_cache, local_ttl_s=config.storage.local_cache_s
+            )
+            self.shared = SharedState(self, self.link)
+        else:
+            self.store = MemoryStore()
+            self.limiter = self.local_limiter
+            self.cache = LocalCache(local_cache)
         self.idempotency = IdempotencyStore(self.store)
-        self.cache: ResponseCache[Any] = ResponseCache(config.cache_limits)
-        self.limiter = limiter or RateLimiter()
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
         self.merge_memo: dict[Any, Any] = {}
@@ -72,6 +99,8 @@ class Gateway:
         self.runtime = self.apply(config)
 
     def apply(self, config: Config) -> Runtime:
+        if config.storage != self.storage_settings:
+            log.warning("storage settings changed; they take effect at the next restart")
         states = self.registry.sync(config)
         runtime = Runtime(
             config=config,
@@ -84,6 +113,7 @@ class Gateway:
         logs.REDACTOR.set_secrets(
             [*config.secret_values, *(ln for v in config.secret_values for ln in v.splitlines())]
         )
+        logs.set_level(config.log_level)
         self.metrics.set_config_hash(config.hash)
         self.metrics.config_last_success.set(time.time())
         for state in states.values():
@@ -94,14 +124,69 @@ class Gateway:
     def _on_breaker_change(self, provider: str, kind: str, old: str, new: str) -> None:
         self.metrics.breaker_state.labels(provider, kind).set(BREAKER_STATES.get(new, 0))
         self.metrics.breaker_transitions.labels(provider, kind, old, new).inc()
+        if self.shared is not None:
+            self.shared.publish_breaker(provider, kind, new)
+
+    def on_drain_change(self, provider: str, drained: bool, actor: str | None = None) -> None:
+        if self.shared is not None:
+            self.shared.publish_drain(provider, drained, actor)
+
+    def _on_storage_change(self, degraded: bool) -> None:
+        self.metrics.storage_degraded.set(1 if degraded else 0)
+        if not degraded and self.shared is not None:
+            # Pub/sub lost what was said meanwhile: read the whole state again.
+            task = asyncio.ensure_future(self.shared.resync())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    @property
+    def degraded(self) -> bool:
+        return self.link is not None and self.link.degraded
 
     def storage_status(self) -> dict[str, Any]:
-        return {"backend": "memory", "degraded": False}
+        if self.link is None:
+            return {"backend": "memory", "degraded": False}
+        return self.link.status()
 
-    def on_limiter_unavailable(self, route: str) -> list[Any]:
-        """The limiter's store failed: serve unlimited rather than fail every request."""
-        return []
+    async def hit_limit(self, rate: str, *keys: str) -> Decision | None:
+        """A rate-limit decision; None means "not limited" (Redis down with on_failure open)."""
+        if not self.degraded:
+            try:
+                return await self.limiter.hit(rate, *keys)
+            except RateLimitUnavailable as exc:
+                if self.link is None:
+                    raise
+                self.link.mark_degraded(exc)
+        mode = self.storage_settings.on_failure
+        if mode == "open":
+            return None
+        if mode == "closed":
+            raise ApiError(
+                "unavailable",
+                "the shared rate-limit store is unreachable",
+                headers={"Retry-After": "1"},
+            )
+        # local: each replica enforces its share, so the cluster stays near the limit.
+        return await self.local_limiter.hit(
+            scaled_rate(rate, self.storage_settings.replicas), *keys
+        )
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start()
 
     async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.stop()
         await self.cache.close()
         await self.limiter.close()
+        if self.local_limiter is not self.limiter:
+            await self.local_limiter.close()
+        if self.link is not None:
+            await self.link.close()
+
+
+def scaled_rate(rate: str, replicas: int) -> str:
+    """`100/second` shared by 4 replicas -> `25/1 second` for each one alone."""
+    item = parse_rate(rate)
+    share = max(1, item.amount // max(1, replicas))
+    return f"{share}/{item.multiples} {item.GRANULARITY.name}"

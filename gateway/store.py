@@ -34,6 +34,10 @@ class Store(Protocol):
         """Return when `key` may have changed, or after `timeout_s`."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with `prefix`; how many went."""
+        ...
+
 
 class MemoryStore:
     """A bounded in-process store with per-key expiry (LRU beyond `max_keys`)."""
@@ -85,6 +89,12 @@ class MemoryStore:
         event = self._waiters.setdefault(key, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        doomed = [k for k in self._data if k.startswith(prefix)]
+        for key in doomed:
+            del self._data[key]
+        return len(doomed)
 
     def __len__(self) -> int:
         return len(self._data)
