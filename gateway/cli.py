@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -91,9 +92,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         return 1
-    logs.configure(args.log_level or config.log_level)
+    workers = (
+        args.workers
+        if args.workers is not None
+        else int(os.environ.get("GATEWAY_WORKERS", "1") or 1)
+    )
+    if workers > 1:
+        from gateway.workers import supervise
+
+        passed = ["--config", args.config]
+        for flag, value in (
+            ("--host", args.host),
+            ("--port", args.port),
+            ("--log-level", args.log_level),
+        ):
+            if value is not None:
+                passed += [flag, str(value)]
+        return supervise(passed, workers)
+    logs.configure(config.log_level, fixed=args.log_level)
     _maybe_uvloop()
-    asyncio.run(serve(config, host=args.host, port=args.port, config_path=args.config))
+    asyncio.run(
+        serve(
+            config,
+            host=args.host,
+            port=args.port,
+            config_path=args.config,
+            reuse_port=args.reuse_port,
+        )
+    )
     return 0
 
 
@@ -113,7 +139,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    logs.configure(args.log_level or "WARNING")
+    logs.configure("WARNING", fixed=args.log_level)
     path = Path(args.config) if args.config else default_config_path()
     return asyncio.run(run_demo(path, port=args.port))
 
@@ -127,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default=None, help="override listen.host")
     run.add_argument("--port", type=int, default=None, help="override listen.port")
     run.add_argument("--log-level", default=None)
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="serving processes on one port (default: $GATEWAY_WORKERS or 1)",
+    )
+    run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config file")

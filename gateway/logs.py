@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -67,9 +68,14 @@ class JsonFormatter(logging.Formatter):
 
 
 REDACTOR = RedactingFilter()
+_FIXED_LEVEL: str | None = None  # from --log-level or GATEWAY_LOG_LEVEL: beats the config
 
 
-def configure(level: str = "INFO", stream: Any = None) -> None:
+def configure(level: str = "INFO", stream: Any = None, *, fixed: str | None = None) -> None:
+    """Install the JSON handler. `fixed` (flag or env) wins over the config's `log_level`."""
+    global _FIXED_LEVEL
+    _FIXED_LEVEL = fixed or os.environ.get("GATEWAY_LOG_LEVEL") or None
+    level = _FIXED_LEVEL or level
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_gateway", False):
@@ -86,7 +92,7 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
 def set_level(level: str) -> None:
     """Follow the config's log level, once `configure` has installed the gateway's handler."""
     root = logging.getLogger()
-    if any(getattr(h, "_gateway", False) for h in root.handlers):
+    if _FIXED_LEVEL is None and any(getattr(h, "_gateway", False) for h in root.handlers):
         root.setLevel(level.upper())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -187,14 +188,30 @@ async def create(
     except ApiError as err:
         if err.code == "provider_rejected":
             # A definite answer: replays must get it too, not a second try.
-            await gw.idempotency.finish(client_id, idempotency_key, fp, err.status, err.problem(""))
+            await _record(
+                gw.idempotency.finish(client_id, idempotency_key, fp, err.status, err.problem(""))
+            )
         else:
-            await gw.idempotency.abandon(client_id, idempotency_key)
+            await _record(gw.idempotency.abandon(client_id, idempotency_key))
         raise
-    await gw.idempotency.finish(
-        client_id, idempotency_key, fp, status, payment, owner=owner, unknown=unknown
+    await _record(
+        gw.idempotency.finish(
+            client_id, idempotency_key, fp, status, payment, owner=owner, unknown=unknown
+        )
     )
     return status, payment, False
+
+
+async def _record(write: Awaitable[None]) -> None:
+    """Write an idempotency record; a store that fails now must not lose the answer.
+
+    An unwritten claim expires after its lease, and a retry then reuses the same provider
+    idempotency key, so the provider itself hands back this same payment.
+    """
+    try:
+        await write
+    except StoreUnavailable as exc:
+        log.error("idempotency record not saved", extra={"error": str(exc)})
 
 
 def _payment_request(
@@ -369,7 +386,7 @@ async def _resolve_unknown(
         "attempts": attempts,
     }
     await save_payment(gw, payment, _extra(request, body))
-    await gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment)
+    await _record(gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment))
     return 201, payment, True
 
 

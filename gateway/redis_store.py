@@ -16,7 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from gateway.config import StorageSettings
 from gateway.store import StoreUnavailable
@@ -37,7 +40,10 @@ class RedisLink:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=0,
-            retry_on_timeout=False,
+            # One immediate retry replaces a pooled connection that died with the server;
+            # more would only delay noticing that Redis is down.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         self.degraded = False
         self.degraded_since: float | None = None

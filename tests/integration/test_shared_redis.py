@@ -1,0 +1,259 @@
+"""Two gateway processes sharing one Redis: limits, cache, breakers and idempotency agree.
+
+These tests need the Redis server on 127.0.0.1:6379 and fail when it is not there. Each test
+uses its own key prefix and deletes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from simulators.faults import Faults
+from simulators.stack import Stack
+from tests.conftest import base_config, merge
+from tests.procs import GatewayProcess, RedisServer
+
+pytestmark = pytest.mark.redis
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HUB88_LIST = "/operator/generic/v2/game/list"
+HUB88_LAUNCH = "/operator/generic/v2/game/url"
+STRIPE_CREATE = "/v1/payment_intents"
+CACHED = {"cache": {"ttl_s": 60}}
+DEPOSIT = {
+    "type": "deposit",
+    "amount": 1000,
+    "currency": "EUR",
+    "player_id": "p-1",
+    "method": {"type": "card"},
+    "return_url": "https://casino.example/back",
+}
+
+Start = Callable[..., Awaitable[list[GatewayProcess]]]
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:  # a missing Redis must fail these tests, not skip them
+        pytest.fail(f"Redis on 127.0.0.1:6379 is required: {exc}")
+    value = f"gwtest:{uuid.uuid4().hex[:12]}:"
+    yield value
+    keys = [k async for k in client.scan_iter(match=value + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def start_gateways(stack: Stack, tmp_path: Path) -> AsyncIterator[Start]:
+    started: list[GatewayProcess] = []
+
+    async def start(changes: dict[str, Any], count: int = 2) -> list[GatewayProcess]:
+        config = merge(base_config(stack), changes)
+        procs = [GatewayProcess(config, stack.secrets.env(), tmp_path) for _ in range(count)]
+        started.extend(procs)
+        await asyncio.gather(*(p.start() for p in procs))
+        return procs
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def storage(prefix: str, url: str = REDIS_URL, **extra: Any) -> dict[str, Any]:
+    return {"storage": {"backend": "redis", "url": url, "key_prefix": prefix, **extra}}
+
+
+async def test_a_limit_holds_across_both_processes(start_gateways: Start, prefix: str):
+    a, b = await start_gateways(
+        {
+            **storage(prefix),
+            "routes": {
+                "games.get": {**CACHED, "rate_limit": {"limit": "10/minute", "per": "route"}}
+            },
+        }
+    )
+    async with aiohttp.ClientSession() as http:
+
+        async def get(base: str) -> int:
+            async with http.get(base + "/v1/games/netent:starburst") as resp:
+                return resp.status
+
+        statuses = await asyncio.gather(*(get(g.url) for g in [a, b] * 15))
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 20
+
+
+async def test_a_cold_catalog_is_fetched_once_for_the_cluster(
+    start_gateways: Start, prefix: str, stack: Stack
+):
+    a, b = await start_gateways({**storage(prefix), "routes": {"games.list": CACHED}})
+    stack.servers["hub88"].faults = Faults(latency_ms=200)
+    async with aiohttp.ClientSession() as http:
+
+        async def get(base: str) -> tuple[int, str]:
+            async with http.get(base + "/v1/games") as resp:
+                return resp.status, resp.headers.get("X-Cache", "")
+
+        results = await asyncio.gather(*(get(g.url) for g in [a, b] * 10))
+    assert {status for status, _ in results} == {200}
+    assert stack.servers["hub88"].stats[HUB88_LIST] == 1
+    assert stack.servers["slotegrator"].stats["/games"] == 3  # one fetch: its three pages
+
+
+async def test_a_breaker_opened_on_one_process_is_skipped_by_the_other(
+    start_gateways: Start, prefix: str, stack: Stack
+):
+    breaker = {"failure_threshold": 2, "recovery_timeout_s": 30}
+    a, b = await start_gateways(
+        {
+            **storage(prefix),
+            "providers": {"hub88": {"breaker": breaker}},
+            "routes": {"games.launch": CACHED},
+        }
+    )
+    launch = "/v1/games/netent:starburst/launch"
+    async with aiohttp.ClientSession() as http:
+
+        async def provider_of(base: str) -> str:
+            async with http.post(base + launch, json={"mode": "demo"}) as resp:
+                assert resp.status == 200
+                return str((await resp.json())["provider"])
+
+        assert await provider_of(b.url) == "hub88"
+        hub88 = stack.servers["hub88"]
+        hub88.faults = Faults(mode="error")
+        assert [await provider_of(a.url) for _ in range(2)] == ["slotegrator"] * 2
+        opened_at = time.monotonic()
+        state = ""
+        while time.monotonic() - opened_at < 1.0:
+            async with http.get(b.url + "/v1/providers/status") as resp:
+                state = (await resp.json())["providers"]["hub88"]["breakers"].get("launch", "")
+            if state == "open":
+                break
+            await asyncio.sleep(0.02)
+        assert state == "open"
+        calls = hub88.stats[HUB88_LAUNCH]
+        assert await provider_of(b.url) == "slotegrator"
+        assert hub88.stats[HUB88_LAUNCH] == calls
+
+
+async def test_one_idempotency_key_on_both_processes_reaches_the_provider_once(
+    start_gateways: Start, prefix: str, stack: Stack
+):
+    a, b = await start_gateways(storage(prefix))
+    stack.servers["stripe"].faults = Faults(latency_ms=200)
+    key = uuid.uuid4().hex
+    async with aiohttp.ClientSession() as http:
+
+        async def pay(base: str) -> tuple[int, dict[str, Any]]:
+            headers = {"Idempotency-Key": key}
+            async with http.post(base + "/v1/payments", json=DEPOSIT, headers=headers) as resp:
+                return resp.status, await resp.json()
+
+        results = await asyncio.gather(*(pay(g.url) for g in [a, b, a, b]))
+    assert [status for status, _ in results] == [201] * 4
+    assert len({body["payment_id"] for _, body in results}) == 1
+    assert stack.servers["stripe"].stats[STRIPE_CREATE] == 1
+
+
+async def test_redis_killed_mid_load_degrades_and_recovers(
+    start_gateways: Start, stack: Stack, tmp_path: Path
+):
+    redis_server = RedisServer().start()
+    try:
+        a, b = await start_gateways(
+            {
+                **storage("gwkill:", url=redis_server.url, on_failure="local", replicas=2),
+                "routes": {
+                    "games.list": CACHED,
+                    "games.get": {**CACHED, "rate_limit": {"limit": "4/minute", "per": "route"}},
+                },
+            }
+        )
+        await _redis_outage(a, b, redis_server)
+    finally:
+        redis_server.cleanup()
+
+
+async def _redis_outage(a: GatewayProcess, b: GatewayProcess, redis_server: RedisServer) -> None:
+    statuses: list[tuple[str, int]] = []
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as http:
+
+        async def load(base: str) -> None:
+            while not stop.is_set():
+                async with http.get(base + "/v1/games") as resp:
+                    statuses.append(("games.list", resp.status))
+                await asyncio.sleep(0.01)
+
+        async def pay(base: str) -> int:
+            headers = {"Idempotency-Key": uuid.uuid4().hex}
+            async with http.post(base + "/v1/payments", json=DEPOSIT, headers=headers) as resp:
+                return resp.status
+
+        async def degraded(base: str) -> bool:
+            async with http.get(base + "/readyz") as resp:
+                return bool((await resp.json())["storage"]["degraded"])
+
+        loaders = [asyncio.create_task(load(g.url)) for g in (a, b)]
+        try:
+            await _outage_steps(a, b, redis_server, http, pay, degraded)
+        finally:
+            stop.set()
+            await asyncio.gather(*loaders)
+    assert statuses and all(status < 500 for _, status in statuses), statuses[-5:]
+
+
+async def _outage_steps(
+    a: GatewayProcess,
+    b: GatewayProcess,
+    redis_server: RedisServer,
+    http: aiohttp.ClientSession,
+    pay: Callable[[str], Awaitable[int]],
+    degraded: Callable[[str], Awaitable[bool]],
+) -> None:
+    assert await pay(a.url) == 201
+    await asyncio.sleep(0.3)
+
+    redis_server.kill()
+    await asyncio.sleep(0.2)
+    # Payment creation refuses rather than risk a double charge; reads keep serving.
+    outage_pay = await pay(a.url)
+    assert outage_pay == 503
+    for proc in (a, b):
+        for _ in range(40):
+            if await degraded(proc.url):
+                break
+            await asyncio.sleep(0.05)
+        assert await degraded(proc.url)
+    # Limits fall back to each process's share: 4/minute over 2 replicas is 2 each.
+    local = []
+    for _ in range(3):
+        async with http.get(a.url + "/v1/games/netent:starburst") as resp:
+            local.append(resp.status)
+    assert local == [200, 200, 429]
+    async with http.get(a.url + "/metrics") as resp:
+        assert "gateway_storage_degraded 1.0" in await resp.text()
+    await asyncio.sleep(0.3)
+
+    redis_server.start()
+    for proc in (a, b):
+        for _ in range(100):
+            if not await degraded(proc.url):
+                break
+            await asyncio.sleep(0.05)
+        assert not await degraded(proc.url)
+    assert await pay(b.url) == 201
