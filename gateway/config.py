@@ -271,7 +271,7 @@ class _Builder:
             clients=self.clients(doc.get("clients", [])),
             cors=self.cors(doc.get("cors")),
             cache_limits=CacheLimits(**doc.get("cache", {})),
-            storage=StorageSettings(**doc.get("storage", {})),
+            storage=self.storage(doc.get("storage", {})),
             events=doc.get("events", {}),
             source=source,
             hash=digest,
@@ -418,6 +418,12 @@ class _Builder:
 
     # -- the rest
 
+    def storage(self, given: dict[str, Any]) -> StorageSettings:
+        spec = dict(given)
+        if "url_env" in spec:  # a URL with a password is a secret like any other
+            spec["url"] = self.secret_from_env("storage.url_env", spec.pop("url_env"))
+        return StorageSettings(**spec)
+
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         from gateway.catalog import slugify
 
@@ -506,4 +512,17 @@ def _redact_value(key: str, value: Any) -> Any:
         return redact(value, key)
     if any(word in lowered for word in _SECRET_WORDS) or lowered.endswith(SECRET_SUFFIXES):
         return REDACTED
+    if isinstance(value, str) and "@" in value and "://" in value:
+        return _without_password(value)
     return value
+
+
+def _without_password(url: str) -> str:
+    """`redis://:pw@host` -> `redis://***@host`: credentials inside a URL are secrets too."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()

@@ -235,9 +235,10 @@ class SharedCache(Generic[T]):
                 del self._local[local_key]
         if key is not None:
             await self.store.delete(self._entry(key))
-            return flushed + 1
+            return max(flushed, 1)
         removed: int = await self.store.delete_prefix(self._entry(prefix or ""))
-        return flushed + removed
+        # The in-process entries mirror shared ones: count each entry once.
+        return max(removed, flushed)
 
     async def close(self) -> None:
         for task in list(self._refreshing.values()):
