@@ -133,6 +133,41 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
+    if args.against:
+        return _print_diff(
+            args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)
+        )
+    return 0
+
+
+def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> int:
+    """Compare with the config a running gateway serves at /admin/config (viewer role)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from gateway.config_diff import diff_configs
+
+    request = urllib.request.Request(
+        url.rstrip("/") + "/admin/config", headers={"X-API-Key": api_key or ""}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            running = json.load(resp)["config"]
+    except urllib.error.HTTPError as exc:
+        print(
+            f"cannot read the running config: HTTP {exc.code} from {url} "
+            "(give a viewer key with --api-key or GATEWAY_ADMIN_KEY)",
+            file=sys.stderr,
+        )
+        return 2
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        print(f"cannot read the running config from {url}: {exc}", file=sys.stderr)
+        return 2
+    lines = diff_configs(running, candidate)
+    print(f"against {url}: " + ("no changes" if not lines else f"{len(lines)} change(s)"))
+    for line in lines:
+        print(f"  {line}")
     return 0
 
 
@@ -164,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("path")
+    check.add_argument("--against", metavar="URL", help="a running gateway to diff against")
+    check.add_argument(
+        "--api-key", default=None, help="viewer key for --against (default: $GATEWAY_ADMIN_KEY)"
+    )
     check.set_defaults(func=cmd_check)
 
     demo = sub.add_parser("demo", help="start the simulators and the gateway with demo keys")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -63,10 +64,11 @@ async def reloading(
         path = tmp_path / "providers.yaml"
         doc = merge(base_config(stack), changes)
         path.write_text(yaml.safe_dump(doc))
-        config = build_config(doc, stack.secrets)
+        env = dict(os.environ)
+        config = build_config(doc, stack.secrets, env)
         gateway = Gateway(config)
         gateway.reload_interval_s = 0.2
-        gw = await make_gateway(changes, gateway=gateway, config_path=str(path))
+        gw = await make_gateway(changes, env=env, gateway=gateway, config_path=str(path))
         return gw, path
 
     yield start
@@ -235,3 +237,36 @@ async def test_log_lines_never_hold_secrets_or_card_numbers(
         for line in secret.splitlines():
             if len(line) >= 8 and "-----" not in line:
                 assert line not in err
+
+
+async def test_check_against_a_running_gateway_prints_the_diff(
+    reloading: Reloading,
+    stack: Stack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from gateway.cli import main
+
+    monkeypatch.setenv("VIEW_KEY", "viewer-key-0123456789")
+    clients = {"clients": [{"id": "ops", "key_env": "VIEW_KEY", "roles": ["viewer"]}]}
+    gw, _ = await reloading(clients)
+    doc = merge(base_config(stack), clients)
+    doc["routes"]["games.list"]["providers"] = ["slotegrator"]
+    doc["providers"]["stripe"]["timeout_ms"] = 900
+    del doc["providers"]["adyen"]
+    doc["routes"]["payments.create"]["providers"] = ["stripe"]
+    doc["routes"]["payments.get"]["providers"] = ["stripe"]
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump(doc))
+    args = ["check", str(candidate), "--against", gw.url, "--api-key", "viewer-key-0123456789"]
+    code = await asyncio.to_thread(main, args)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "against " in out and "5 change(s)" in out
+    assert "  - provider adyen" in out
+    assert "  ~ provider stripe: timeout_ms" in out
+    assert "  ~ route games.list: providers" in out
+    assert "  ~ route payments.create: providers" in out
+    bad = await asyncio.to_thread(main, ["check", str(candidate), "--against", gw.url])
+    assert bad == 2
