@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -27,11 +28,17 @@ _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 UNAUTHENTICATED = frozenset({"healthz", "readyz", "openapi", "metrics"})
 
 
+# A random per-process prefix and a counter: unique across processes and restarts without a
+# random-number syscall on every request.
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
     if 0 < len(given) <= 128 and all(c in _REQUEST_ID_OK for c in given):
         return given
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 def problem_response(err: ApiError, request_id: str) -> web.Response:
@@ -77,8 +84,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - started
     if route not in ("metrics",):
-        gw.metrics.requests.labels(route, str(response.status), ctx["client_id"]).inc()
-        gw.metrics.request_duration.labels(route).observe(elapsed)
+        gw.metrics.request_done(route, response.status, ctx["client_id"], elapsed)
     access_log(request, response.status, elapsed, ctx)
     return response
 

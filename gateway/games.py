@@ -24,6 +24,7 @@ from gateway.selection import Selection, select
 from policies.failover import read_may_fail_over
 
 if TYPE_CHECKING:
+    from gateway.providers import ProviderState
     from gateway.runtime import Gateway, Runtime
 
 MAX_PAGES = 200
@@ -151,8 +152,7 @@ async def _provider_catalog(
 ) -> tuple[tuple[ProviderGame, ...] | None, str, str | None]:
     """(games or None, status ok|error|timeout, cache status)."""
     route = rt.config.routes[op]
-    state = rt.providers[name]
-    key = f"catalog:{name}:{state.config.fingerprint[:16]}"
+    key = catalog_key(rt.providers[name])
 
     async def fetch() -> tuple[tuple[ProviderGame, ...], int]:
         games = await _fetch_all_pages(gw, rt, name, op)
@@ -173,7 +173,7 @@ async def _skipped_from_cache(gw: Gateway, rt: Runtime, name: str, op: str) -> A
     route = rt.config.routes[op]
     if route.cache is None:
         return None
-    key = f"catalog:{name}:{rt.providers[name].config.fingerprint[:16]}"
+    key = catalog_key(rt.providers[name])
     peeked = await gw.cache.peek(key, CATALOG_CODEC)
     if peeked is None:
         return None
@@ -185,8 +185,30 @@ async def _skipped_from_cache(gw: Gateway, rt: Runtime, name: str, op: str) -> A
     return None
 
 
+def catalog_key(state: ProviderState) -> str:
+    """One provider's catalog, shared by every game route; new settings, new entry."""
+    return f"catalog:{state.name}:{state.config.fingerprint[:16]}"
+
+
+def _all_fresh(gw: Gateway, rt: Runtime, op: str, selection: Selection) -> CatalogView | None:
+    """Every provider of the route usable and cached fresh: answer without any await."""
+    route = rt.config.routes[op]
+    if route.cache is None or route.cache.ttl_s <= 0 or selection.skipped:
+        return None
+    parts: list[tuple[str, Sequence[ProviderGame]]] = []
+    for name in selection.candidates:
+        games = gw.cache.fresh(catalog_key(rt.providers[name]), route.cache)
+        if games is None:
+            return None
+        parts.append((name, games))
+    return CatalogView(_merged(gw, rt, parts), dict.fromkeys(selection.candidates, "ok"), "HIT")
+
+
 async def catalog(gw: Gateway, rt: Runtime, op: str) -> CatalogView:
     selection = selection_for(gw, rt, op)
+    fast = _all_fresh(gw, rt, op, selection)
+    if fast is not None:
+        return fast
     route = rt.config.routes[op]
     results = await asyncio.gather(
         *(_provider_catalog(gw, rt, name, op) for name in selection.candidates)

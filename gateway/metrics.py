@@ -8,6 +8,7 @@ config, outcomes from fixed sets.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -144,8 +145,28 @@ class Metrics:
             registry=r,
         )
 
+        # labels() takes a lock and builds a key each call: keep the children we have seen.
+        self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+
+    def request_done(self, route: str, status: int, client: str, elapsed_s: float) -> None:
+        key = (route, status, client)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, str(status), client),
+                self.request_duration.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed_s)
+
     def set_config_hash(self, digest: str) -> None:
-        self.config_info.clear()
+        if multiprocess_dir() is None:
+            self.config_info.clear()
+        else:
+            # Files outlive clear(): zero what this process said before instead.
+            for labels in list(self.config_info._metrics):
+                self.config_info.labels(*labels).set(0)
         self.config_info.labels(digest[:16]).set(1)
 
     def render(self) -> bytes:

@@ -74,6 +74,15 @@ class SharedCache(Generic[T]):
 
     # ---- reading
 
+    def fresh(self, key: str, settings: CacheSettings) -> T | None:
+        """A fresh in-process value, without awaiting anything (the hot path of a hit)."""
+        local = self._local.get(key)
+        if local is None or time.monotonic() >= local.until:
+            return None
+        if freshness(self.clock() - local.stored_at, settings) != "fresh":
+            return None
+        return local.value
+
     async def get_or_fetch(
         self,
         key: str,
@@ -297,6 +306,13 @@ class LocalCache(Generic[T]):
 
     def __init__(self, cache: ResponseCache[T]) -> None:
         self.fallback = cache
+
+    def fresh(self, key: str, settings: CacheSettings) -> T | None:
+        """A fresh value, without awaiting anything (the hot path of a hit)."""
+        peeked = self.fallback.peek(key)
+        if peeked is None or freshness(peeked[1], settings) != "fresh":
+            return None
+        return peeked[0]
 
     async def get_or_fetch(
         self,
