@@ -109,6 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             if value is not None:
                 passed += [flag, str(value)]
         return supervise(passed, workers)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not args.reuse_port:
+        # One process on a metrics volume that survived a restart: drop the old values.
+        from gateway.workers import prepare_metrics_dir
+
+        prepare_metrics_dir()
     logs.configure(config.log_level, fixed=args.log_level)
     _maybe_uvloop()
     asyncio.run(

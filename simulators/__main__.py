@@ -1,0 +1,258 @@
+"""`python -m simulators`: run one or all provider simulators until SIGINT or SIGTERM.
+
+    python -m simulators                              # all four, on 127.0.0.1, default ports
+    python -m simulators --host 0.0.0.0               # in a container (deploy/compose.yaml)
+    python -m simulators stripe --port 9203           # one simulator on another port
+    python -m simulators --port hub88=0 --port adyen=0   # 0: any free port (printed)
+    python -m simulators --print-env > deploy/.env    # a fresh set of throwaway credentials
+
+Credentials come from the environment under the names the gateway's config uses
+(`simulators.stack.DemoSecrets.env`), plus HUB88_PUBLIC_KEY: the Hub88 simulator only needs
+the operator's public key (without it, the public half of HUB88_PRIVATE_KEY is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+from cryptography.hazmat.primitives import serialization
+
+from simulators.stack import DEFAULT_PORTS, DemoSecrets, make_secrets, start_stack
+
+HUB88_PUBLIC_KEY = "HUB88_PUBLIC_KEY"
+
+
+def _env_names() -> dict[str, str]:
+    """DemoSecrets field -> environment variable, read from `DemoSecrets.env` itself."""
+    probe = DemoSecrets(**{f.name: f.name for f in dataclasses.fields(DemoSecrets)})
+    names = {field: var for var, field in probe.env().items()}
+    names["hub88_public_pem"] = HUB88_PUBLIC_KEY
+    return names
+
+
+ENV_NAMES = _env_names()
+
+# What each simulator needs (required) and can use (optional), as DemoSecrets fields.
+_REQUIRED = {
+    "hub88": ("hub88_public_pem",),
+    "slotegrator": ("slotegrator_key",),
+    "stripe": ("stripe_secret_key",),
+    "adyen": ("adyen_api_key",),
+}
+_OPTIONAL = {
+    "hub88": (),
+    "slotegrator": (),
+    "stripe": ("stripe_webhook_secret",),
+    "adyen": ("adyen_hmac_key",),
+}
+REQUIRED_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _REQUIRED.items()}
+OPTIONAL_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _OPTIONAL.items()}
+
+# Not a simulator credential: the gateway's own, printed by --print-env so one .env file
+# serves deploy/compose.yaml whole.
+EXTRA_GATEWAY_ENV = ("PAYMENT_ID_SECRET",)
+
+
+class MissingCredentials(Exception):
+    pass
+
+
+def _public_from_private(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecrets:
+    """The credentials the named simulators need, read from `env`; the rest left empty."""
+    values = {f.name: "" for f in dataclasses.fields(DemoSecrets)}
+    missing: list[str] = []
+    for sim in names:
+        for field in _REQUIRED[sim] + _OPTIONAL[sim]:
+            values[field] = env.get(ENV_NAMES[field], "")
+        if sim == "hub88" and not values["hub88_public_pem"]:
+            private_pem = env.get(ENV_NAMES["hub88_private_pem"], "")
+            if private_pem:
+                try:
+                    values["hub88_public_pem"] = _public_from_private(private_pem)
+                except (ValueError, TypeError) as exc:
+                    raise MissingCredentials(
+                        f"{ENV_NAMES['hub88_private_pem']} is not a PEM private key: {exc}"
+                    ) from None
+        missing += [ENV_NAMES[f] for f in _REQUIRED[sim] if not values[f]]
+    if missing:
+        hint = ""
+        if HUB88_PUBLIC_KEY in missing:
+            hint = f" ({HUB88_PUBLIC_KEY} may be replaced by {ENV_NAMES['hub88_private_pem']})"
+        raise MissingCredentials(
+            f"environment variables not set: {', '.join(missing)}{hint}; "
+            "`python -m simulators --print-env` makes a throwaway set"
+        )
+    return DemoSecrets(**values)
+
+
+def dotenv_lines(demo: DemoSecrets, extra: Mapping[str, str]) -> list[str]:
+    """`NAME="value"` lines in the .env syntax docker compose reads (`\\n` for newlines).
+
+    The values made here hold no `$`, so compose's interpolation leaves them alone.
+    """
+    items = {**demo.env(), HUB88_PUBLIC_KEY: demo.hub88_public_pem, **extra}
+    out = []
+    for name, value in items.items():
+        escaped = value.strip().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        out.append(f'{name}="{escaped}"')
+    return out
+
+
+def parse_ports(names: Sequence[str], given: Sequence[str]) -> dict[str, int]:
+    ports = {name: DEFAULT_PORTS[name] for name in names}
+    for item in given:
+        name, sep, port_text = item.rpartition("=")
+        if not sep:
+            if len(names) != 1:
+                raise ValueError(f"--port {item}: say which simulator, e.g. --port stripe={item}")
+            name = names[0]
+        if name not in ports:
+            raise ValueError(f"--port {item}: {name!r} is not one of the simulators started")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ValueError(f"--port {item}: {port_text!r} is not a port number") from None
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--port {item}: out of range")
+        ports[name] = port
+    return ports
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators",
+        description="Run the Hub88, Slotegrator, Stripe and Adyen simulators.",
+        epilog="Credentials (environment): "
+        + "; ".join(
+            f"{name}: {', '.join(REQUIRED_ENV[name])}"
+            + (f" (optional {', '.join(OPTIONAL_ENV[name])})" if OPTIONAL_ENV[name] else "")
+            for name in DEFAULT_PORTS
+        ),
+    )
+    parser.add_argument(
+        "simulators",
+        nargs="*",
+        metavar="NAME",
+        help=f"which to start: {', '.join(DEFAULT_PORTS)} (default: all)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="[NAME=]PORT",
+        help="listen port of one simulator (repeatable; 0 = any free port); defaults: "
+        + ", ".join(f"{n}={p}" for n, p in DEFAULT_PORTS.items()),
+    )
+    parser.add_argument(
+        "--auto-complete-s",
+        type=float,
+        default=None,
+        help="payment simulators complete pending payments after this many seconds",
+    )
+    parser.add_argument(
+        "--webhook-base-url",
+        default=None,
+        help="deliver payment webhooks to URL/v1/webhooks/<provider> (default: none)",
+    )
+    parser.add_argument("--per-page", type=int, default=8, help="Slotegrator catalog page size")
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print fresh throwaway credentials for the simulators and the gateway "
+        "as a .env file, and exit",
+    )
+    return parser
+
+
+async def serve(
+    demo: DemoSecrets,
+    ports: Mapping[str, int],
+    *,
+    host: str,
+    webhook_base_url: str | None = None,
+    auto_complete_s: float | None = None,
+    per_page: int = 8,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> dict[str, str]:
+    """Run until `stop` is set; without one, until SIGINT or SIGTERM. Returns the URLs."""
+    stack = await start_stack(
+        demo,
+        ports,
+        webhook_base_url=webhook_base_url,
+        auto_complete_s=auto_complete_s,
+        per_page=per_page,
+        host=host,
+    )
+    urls = {name: server.url for name, server in stack.servers.items()}
+    try:
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+        print("\n".join(f"{name} simulator on {url}" for name, url in urls.items()), flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await stack.close()
+    return urls
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.print_env:
+        import secrets
+
+        extra = {name: secrets.token_urlsafe(32) for name in EXTRA_GATEWAY_ENV}
+        print("# Throwaway credentials for the simulators; never real ones. Do not commit.")
+        print("\n".join(dotenv_lines(make_secrets(), extra)))
+        return 0
+    names = list(dict.fromkeys(args.simulators)) or list(DEFAULT_PORTS)
+    unknown = [name for name in names if name not in DEFAULT_PORTS]
+    if unknown:
+        parser.error(f"unknown simulator {unknown[0]!r} (choose from {', '.join(DEFAULT_PORTS)})")
+    try:
+        ports = parse_ports(names, args.port)
+        demo = secrets_from_env(names, os.environ)
+    except (ValueError, MissingCredentials) as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(
+            serve(
+                demo,
+                ports,
+                host=args.host,
+                webhook_base_url=args.webhook_base_url,
+                auto_complete_s=args.auto_complete_s,
+                per_page=args.per_page,
+            )
+        )
+    except (ValueError, OSError) as exc:  # a bad setting, or a port already taken
+        print(f"python -m simulators: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""`run --workers 2`: two processes on one port and one metrics view of both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from simulators.stack import Stack
+from tests.conftest import base_config, merge
+from tests.procs import GatewayProcess
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+async def test_two_workers_share_a_port_and_one_metrics_view(stack: Stack, tmp_path: Path):
+    config = merge(base_config(stack), {"routes": {"games.list": {"cache": {"ttl_s": 60}}}})
+    proc = await GatewayProcess(config, stack.secrets.env(), tmp_path, workers=2).start()
+    try:
+        assert proc.proc is not None
+        workers = children_of(proc.proc.pid)
+        assert len(workers) == 2
+        # A new connection per request lets the kernel spread them over both workers.
+        for _ in range(40):
+            async with aiohttp.ClientSession() as http, http.get(proc.url + "/v1/games") as resp:
+                assert resp.status == 200
+        totals = set()
+        for _ in range(6):
+            async with aiohttp.ClientSession() as http, http.get(proc.url + "/metrics") as resp:
+                text = await resp.text()
+            line = next(
+                ln for ln in text.splitlines()
+                if ln.startswith("gateway_requests_total{")
+                and 'route="games.list"' in ln and 'status="200"' in ln
+            )
+            totals.add(float(line.rsplit(" ", 1)[1]))
+        # Whichever worker answers the scrape, it reports both workers' requests.
+        assert totals == {40.0}
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 0
