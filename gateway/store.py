@@ -42,7 +42,7 @@ class Store(Protocol):
 class MemoryStore:
     """A bounded in-process store with per-key expiry (LRU beyond `max_keys`)."""
 
-    def __init__(self, max_keys: int = 1_000_000, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_keys: int = 200_000, clock: Callable[[], float] = time.monotonic):
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._max_keys = max_keys
         self._clock = clock
