@@ -98,13 +98,15 @@ async def call_provider(
                 name, "rate_limited", f"outbound quota of '{name}' used up", decision.retry_after_s
             )
     breaker = state.breaker(op)
+    session = gw.session
+    assert session is not None, "the gateway's client session starts with the app"
     started = time.perf_counter()
     outcome = "ok"
     try:
         async with breaker.guard():
             try:
                 response = await upstream.send(
-                    gw.session, state.config.base_url, request, state.config.timeout_ms / 1000
+                    session, state.config.base_url, request, state.config.timeout_ms / 1000
                 )
             except TransportError as exc:
                 outcome = exc.kind

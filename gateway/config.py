@@ -465,7 +465,10 @@ class _Builder:
     def cors(self, given: dict[str, Any] | None) -> CorsConfig | None:
         if given is None:
             return None
-        return CorsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+        spec: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
+        }
+        return CorsConfig(**spec)
 
 
 def split_secret_key(key: str) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from adapters.base import UpstreamRequest
@@ -29,7 +30,7 @@ class HealthChecker:
         self.gw = gw
         self._task: asyncio.Task[None] | None = None
         self._due: dict[str, float] = {}
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[bool]] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="health-checker")
@@ -58,10 +59,16 @@ class HealthChecker:
                     self._due[name] = now + settings.interval_s
                     task = asyncio.create_task(self.probe(state), name=f"health:{name}")
                     self._running[name] = task
-                    task.add_done_callback(lambda _t, n=name: self._running.pop(n, None))
+                    task.add_done_callback(self._done_callback(name))
             for gone in set(self._due) - set(providers):
                 del self._due[gone]
             await asyncio.sleep(TICK_S)
+
+    def _done_callback(self, name: str) -> Callable[[asyncio.Task[bool]], None]:
+        def done(_task: asyncio.Task[bool]) -> None:
+            self._running.pop(name, None)
+
+        return done
 
     async def probe(self, state: ProviderState) -> bool:
         settings = state.config.health

@@ -34,7 +34,7 @@ class Metrics:
         mp = multiprocess_dir() is not None
         r = None if mp else self.registry
 
-        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "max") -> Gauge:
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: Any = "max") -> Gauge:
             if mp:
                 return Gauge(name, doc, labels, registry=None, multiprocess_mode=mode)
             return Gauge(name, doc, labels, registry=r)

@@ -123,8 +123,8 @@ class RedisStore:
         return self.link.key(self.namespace + key)
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self.link.call(lambda: self.link.client.get(self._k(key)))
-        return value
+        value: Any = await self.link.call(lambda: self.link.client.get(self._k(key)))
+        return value if value is None else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         ms = max(1, int(ttl_s * 1000))
