@@ -22,6 +22,7 @@ JSON_CODEC = JsonCodec()
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+_DIGITS = re.compile(r"[0-9]{1,9}")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _FILTERS = ("provider", "studio", "category", "platform", "q")
 _QUERY_KEYS = frozenset((*_FILTERS, "page", "page_size"))
@@ -31,7 +32,8 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # str.isdigit() also accepts "²" and 5000-digit numbers that int() refuses.
+    if not _DIGITS.fullmatch(raw) or not lo <= int(raw) <= hi:
         raise ApiError("invalid_request", f"{name} must be an integer from {lo} to {hi}")
     return int(raw)
 
@@ -44,7 +46,12 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError("payload_too_large", f"the body is over {limit} bytes")
     if request.content_type != "application/json":
         raise ApiError("unsupported_media_type", "send the body as application/json")
-    raw = await request.content.read(limit + 1)
+    raw = bytearray()
+    while len(raw) <= limit:  # read() returns what has arrived so far, not the whole body
+        chunk = await request.content.read(limit + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > limit:
         raise ApiError("payload_too_large", f"the body is over {limit} bytes")
     try:

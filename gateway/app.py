@@ -25,7 +25,7 @@ log = logging.getLogger("gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROBLEM = "application/problem+json"
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
-UNAUTHENTICATED = frozenset({"healthz", "readyz", "openapi", "metrics"})
+UNAUTHENTICATED = frozenset({"healthz", "readyz", "openapi", "metrics", "cors.preflight"})
 
 
 # A random per-process prefix and a counter: unique across processes and restarts without a
@@ -54,7 +54,9 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     gw = request.app[GATEWAY]
     request_id = _request_id(request)
-    route = request.match_info.route.name or "other"
+    # A CORS preflight's route is named after its resource ("payments.create"): label it apart.
+    route = "cors.preflight" if cors.is_preflight(request) else request.match_info.route.name
+    route = route or "other"
     ctx = request[CTX] = {
         "runtime": gw.runtime,
         "request_id": request_id,
@@ -75,8 +77,9 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             413: "payload_too_large",
             415: "unsupported_media_type",
         }.get(exc.status, "invalid_request")
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
         response = problem_response(
-            ApiError(code, exc.reason or code, status=exc.status), request_id
+            ApiError(code, exc.reason or code, status=exc.status, headers=allow), request_id
         )
     except Exception:
         log.exception("unhandled error", extra={"request_id": request_id, "route": route})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,6 +30,7 @@ DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_MAX_BODY = 65536
 SECRET_SUFFIXES = ("_env", "_file")
 REDACTED = "***"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ConfigError(Exception):
@@ -119,6 +121,7 @@ class CorsConfig:
         "RateLimit-Limit",
         "RateLimit-Remaining",
         "RateLimit-Reset",
+        "Idempotent-Replayed",
     )
     allow_credentials: bool = False
     max_age_s: int = 600
@@ -208,6 +211,9 @@ def parse_config(
         raise ConfigError([f"{where}invalid YAML: {problem}"], source) from None
     if not isinstance(doc, dict):
         raise ConfigError(["the file must hold a mapping (version, providers, routes)"], source)
+    bad_keys = list(_non_string_keys(doc))
+    if bad_keys:
+        raise ConfigError(bad_keys, source)
     problems = [
         f"{key_path(err.absolute_path)}: {err.message}"
         for err in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.path)))
@@ -219,6 +225,19 @@ def parse_config(
     if builder.problems:
         raise ConfigError(builder.problems, source)
     return config
+
+
+def _non_string_keys(node: Any, path: tuple[Any, ...] = ()) -> Iterable[str]:
+    """YAML allows `1:` as a key; everything here expects names."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                yield f"{key_path(path)}: key {key!r} must be a string"
+            else:
+                yield from _non_string_keys(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_string_keys(value, (*path, i))
 
 
 def key_path(parts: Iterable[Any]) -> str:
@@ -369,8 +388,9 @@ class _Builder:
         return resolved if ok else None
 
     def secret_from_env(self, path: str, name: Any) -> str | None:
-        if not isinstance(name, str) or not name:
-            self.fail(path, "must name an environment variable")
+        # Not echoed when it is no variable name: it may be the secret itself, pasted here.
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            self.fail(path, "must name an environment variable (letters, digits, _)")
             return None
         value = self.env.get(name)
         if not value:
@@ -510,11 +530,11 @@ def redact(doc: Any, parent_key: str = "") -> Any:
 
 
 def _redact_value(key: str, value: Any) -> Any:
-    lowered = key.lower()
+    lowered = str(key).lower()
+    if any(word in lowered for word in _SECRET_WORDS) or lowered.endswith(SECRET_SUFFIXES):
+        return REDACTED  # whatever its shape: a list of tokens is still tokens
     if isinstance(value, dict | list):
         return redact(value, key)
-    if any(word in lowered for word in _SECRET_WORDS) or lowered.endswith(SECRET_SUFFIXES):
-        return REDACTED
     if isinstance(value, str) and "@" in value and "://" in value:
         return _without_password(value)
     return value

@@ -432,6 +432,8 @@ async def get(gw: Gateway, rt: Runtime, payment_id: str) -> dict[str, Any]:
     record = await load_payment(gw, payment_id)
     provider_reference = (record or {}).get("provider_reference") or ref.provider_reference
     state = rt.providers.get(ref.provider)
+    if record is None and (state is None or state.config.kind != "payments"):
+        raise ApiError("not_found", f"no payment '{payment_id}'")
     request = None
     if state is not None and state.config.kind == "payments" and provider_reference:
         request = state.adapter.get_request(provider_reference)
