@@ -88,6 +88,10 @@ class RedisLink:
             except (RedisError, OSError, TimeoutError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 continue
+            # Every pooled connection from before the outage is dead: drop them all, or each
+            # would fail one request and mark the link degraded again.
+            with contextlib.suppress(RedisError, OSError):
+                await self.client.connection_pool.disconnect()
             self.degraded = False
             self.degraded_since = None
             log.warning("redis is back; shared state restored")
