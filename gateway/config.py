@@ -160,6 +160,7 @@ class Config:
     cache_limits: CacheLimits = CacheLimits()
     storage: StorageSettings = StorageSettings()
     events: Mapping[str, Any] = field(default_factory=dict)
+    event_settings: Any = field(default=None, repr=False)  # gateway.events.EventSettings
     source: str = ""
     hash: str = ""
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -292,6 +293,7 @@ class _Builder:
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
             events=doc.get("events", {}),
+            event_settings=self.event_settings(doc.get("events", {})),
             source=source,
             hash=digest,
             redacted=redact(doc),
@@ -437,6 +439,19 @@ class _Builder:
         return RouteConfig(op=op, providers=names, cache=cache, rate_limit=limit)
 
     # -- the rest
+
+    def event_settings(self, given: dict[str, Any]) -> Any:
+        from gateway.events import parse_settings  # events imports config: import late
+
+        try:
+            settings = parse_settings(given, self.env)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        secret = self.env.get(given.get("secret_env", ""), "")
+        if secret:
+            self.secret_values.append(secret)
+        return settings
 
     def storage(self, given: dict[str, Any]) -> StorageSettings:
         spec = dict(given)

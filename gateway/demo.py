@@ -44,6 +44,7 @@ def curl_examples(base: str, api_key: str | None) -> list[str]:
     )
     key = uuid.uuid4().hex
     return [
+        f"curl -sN{auth} '{base}/v1/events?player_id=player-42' &   # live payment events",
         f"curl -s{auth} '{base}/v1/games?page_size=5' | python3 -m json.tool",
         f"curl -s{auth} '{base}/v1/games/pragmatic-play:sweet-bonanza' | python3 -m json.tool",
         f"curl -s{auth} -X POST '{base}/v1/games/pragmatic-play:sweet-bonanza/launch' "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,9 @@ def build_config(
     doc: dict[str, Any], secrets: DemoSecrets, env: dict[str, str] | None = None
 ) -> Config:
     return parse_config(
-        yaml.safe_dump(doc).encode(), source="test", env={**secrets.env(), **(env or {})}
+        yaml.safe_dump(doc).encode(),
+        source="test",
+        env={**os.environ, **secrets.env(), **(env or {})},
     )
 
 
