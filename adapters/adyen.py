@@ -29,7 +29,7 @@ answer                                 failover     retry same   rejected
 2xx with pspReference and resultCode   a PaymentResult (Refused/Error -> status failed)
 2xx without them, or not JSON          no           yes          no
 2xx with an unknown resultCode         no           yes          no
-errorCode 704 (idempotency key in use  no           no           yes
+errorCode 704 (idempotency key in use  no           yes          no
   or reused with another body)
 400, 401, 403, 404, 405, 413, 415, 422 yes          no           yes
 429 (retry_after_s from Retry-After)   yes          no           no
@@ -177,9 +177,7 @@ class AdyenAdapter:
         if request.metadata:
             # Adyen's metadata is a map of strings (at most 20 keys, values up to 80 chars).
             payload["metadata"] = {str(k): str(v) for k, v in request.metadata.items()}
-        return self._post(
-            PAYMENTS_PATH, payload, {"Idempotency-Key": request.idempotency_key}
-        )
+        return self._post(PAYMENTS_PATH, payload, {"Idempotency-Key": request.idempotency_key})
 
     def get_request(self, provider_reference: str) -> UpstreamRequest | None:
         return None
@@ -346,7 +344,9 @@ def _error(response: UpstreamResponse) -> ProviderError:
     if psp:
         text += f" (pspReference {psp})"
     if code == IDEMPOTENCY_ERROR_CODE:
-        return ProviderError(text, provider_code=code, status=status, rejected=True)
+        # "Already processed or in progress": Adyen holds a request under this key, whose
+        # outcome is unknown to us. Only asking again with the same key can learn it.
+        return ProviderError(text, provider_code=code, status=status, retry_same=True)
     if status == 429:
         return ProviderError(
             text,

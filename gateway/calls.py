@@ -116,7 +116,8 @@ async def call_provider(
             except ProviderError as exc:
                 if exc.status == 429:
                     gw.cooldowns.block(name, exc.retry_after_s or 1.0)
-                if exc.rejected:
+                if exc.rejected or exc.status == 429:
+                    # It answered: up and refusing. Its own Retry-After paces it, not the breaker.
                     outcome = "rejected"
                     raise Rejected(exc) from None
                 outcome = "error"
@@ -139,7 +140,7 @@ async def call_provider(
         ) from None
     except (Rejected, _BadAnswer) as wrapped:
         err = wrapped.error
-        if not err.rejected:
+        if outcome != "rejected":
             state.health.record_passive(False)
         state.note_error(f"{outcome}: {err.message}")
         raise AttemptFailed(

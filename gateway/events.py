@@ -295,7 +295,7 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     # Registered before the gateway's own lifecycle, whose session opens later and closes
     # first: the worker keeps a session of its own for the whole of its life.
-    hub.session = upstream.make_session(max_connections=hub.settings.retry.concurrency * 2)
+    hub.session = upstream.make_session(per_host=hub.settings.retry.concurrency * 2)
     try:
         yield
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from gateway.games import no_provider, selection_for
 from gateway.payment_ids import PaymentRef
 from gateway.store import StoreUnavailable
 from policies.failover import Step, payment_step
-from policies.idempotency import Claimed, Conflict, Replay, fingerprint
+from policies.idempotency import Claimed, Conflict, Orphaned, Replay, fingerprint
 
 if TYPE_CHECKING:
     from gateway.providers import ProviderState
@@ -170,29 +170,29 @@ async def create(
     if isinstance(claim, Replay):
         record = claim.record
         if record.unknown and record.owner:
-            return await _resolve_unknown(gw, rt, client_id, idempotency_key, fp, body, record.body)
-        gw.metrics.idempotent_replays.inc()
-        if record.status >= 400:
-            raise ApiError(
-                record.body["code"],
-                record.body["detail"],
-                provider=record.body.get("provider"),
-                provider_code=record.body.get("provider_code"),
+            return await _resolve_unknown(
+                gw, rt, client_id, idempotency_key, fp, body, record.owner, record.body
             )
+        gw.metrics.idempotent_replays.inc()
         return record.status, record.body, True
+    if isinstance(claim, Orphaned):
+        assert claim.record.owner is not None
+        return await _resolve_unknown(
+            gw, rt, client_id, idempotency_key, fp, body, claim.record.owner, None
+        )
     assert isinstance(claim, Claimed)
+
+    async def stamp(provider: str) -> None:
+        await _record(gw.idempotency.stamp_owner(client_id, idempotency_key, fp, provider))
+
     try:
         status, payment, owner, unknown = await _attempt_all(
-            gw, rt, client_id, idempotency_key, body
+            gw, rt, client_id, idempotency_key, body, stamp
         )
-    except ApiError as err:
-        if err.code == "provider_rejected":
-            # A definite answer: replays must get it too, not a second try.
-            await _record(
-                gw.idempotency.finish(client_id, idempotency_key, fp, err.status, err.problem(""))
-            )
-        else:
-            await _record(gw.idempotency.abandon(client_id, idempotency_key))
+    except ApiError:
+        # Every error answer means no provider may hold the payment (an attempt that may
+        # have reached one ends in 202 instead), so the key is free to be used again.
+        await _record(gw.idempotency.abandon(client_id, idempotency_key))
         raise
     await _record(
         gw.idempotency.finish(
@@ -231,7 +231,12 @@ def _payment_request(
 
 
 async def _attempt_all(
-    gw: Gateway, rt: Runtime, client_id: str, idempotency_key: str, body: dict[str, Any]
+    gw: Gateway,
+    rt: Runtime,
+    client_id: str,
+    idempotency_key: str,
+    body: dict[str, Any],
+    before_send: Callable[[str], Awaitable[None]],
 ) -> tuple[int, dict[str, Any], str | None, bool]:
     selection = selection_for(gw, rt, "payments.create")
     if not selection.candidates:
@@ -243,6 +248,8 @@ async def _attempt_all(
         state = rt.providers[name]
         request = _payment_request(client_id, idempotency_key, name, body)
         retries_left = retries
+        owned = False  # may an earlier attempt here have taken the money?
+        await before_send(name)
         while True:
             try:
                 result = await _create_once(gw, state, request)
@@ -255,7 +262,9 @@ async def _attempt_all(
                     failover_safe=failed.failover_safe,
                     retry_same=failed.retry_same,
                     retries_left=retries_left,
+                    owned=owned,
                 )
+                owned = owned or (failed.maybe_delivered and not failed.failover_safe)
                 if step is Step.RETRY_SAME:
                     retries_left -= 1
                     continue
@@ -361,18 +370,27 @@ async def _resolve_unknown(
     idempotency_key: str,
     fp: str,
     body: dict[str, Any],
-    stored: dict[str, Any],
+    owner: str,
+    stored: dict[str, Any] | None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """A replay of a payment whose outcome was unknown: ask its owner again, same key.
+    """A replay of a payment whose outcome is unknown: ask its owner again, same key.
 
     The provider dedupes on the idempotency key, so this can only learn the outcome, never
-    charge twice. Until it answers, the stored 202 is replayed.
+    charge twice; no other provider is ever asked. Until the owner answers, the answer is
+    202 `processing` (with `stored` the earlier 202; None when the earlier request stopped
+    before answering anything).
     """
-    owner = stored["provider"]
+    request = _payment_request(client_id, idempotency_key, owner, body)
+    if stored is None:
+        stored = await _processing(gw, rt, request, owner, [], body)
+        await _record(
+            gw.idempotency.finish(
+                client_id, idempotency_key, fp, 202, stored, owner=owner, unknown=True
+            )
+        )
     state = rt.providers.get(owner)
     if state is None:
         return 202, stored, True
-    request = _payment_request(client_id, idempotency_key, owner, body)
     try:
         result = await _create_once(gw, state, request)
     except AttemptFailed:
@@ -400,10 +418,22 @@ def _rejected(failed: AttemptFailed) -> ApiError:
 
 
 def _all_failed(failures: list[AttemptFailed]) -> ApiError:
-    delivered = [f for f in failures if f.maybe_delivered]
-    if delivered:
-        return _rejected(delivered[-1])
-    if all(f.skipped or f.outcome in ("refused", "timeout") for f in failures):
+    """Every provider failed and none may hold the payment: what to tell the client."""
+    if all(f.outcome == "unsupported" for f in failures):
+        return ApiError(
+            "provider_rejected",
+            "no provider of this route takes this payment: "
+            + "; ".join(f"{f.provider}: {f.detail}" for f in failures),
+            provider=failures[-1].provider,
+            provider_code=failures[-1].provider_code,
+        )
+    refusals = [f for f in failures if f.outcome == "rejected" and f.status != 429]
+    if refusals:
+        return _rejected(refusals[-1])
+    if all(
+        f.skipped or f.outcome in ("refused", "timeout", "rejected", "unsupported")
+        for f in failures
+    ):
         retry = max(1, round(min((f.retry_after_s or 1) for f in failures)))
         return ApiError(
             "no_provider_available",

@@ -24,10 +24,12 @@ class TransportError(Exception):
         self.maybe_delivered = maybe_delivered
 
 
-def make_session(max_connections: int = 200) -> aiohttp.ClientSession:
+def make_session(per_host: int = 100) -> aiohttp.ClientSession:
+    # A per-host cap, not a global one: a hanging provider may hold its own connections but
+    # can never starve the pool every other provider's calls need.
     connector = aiohttp.TCPConnector(
-        limit=max_connections,
-        limit_per_host=0,
+        limit=0,
+        limit_per_host=per_host,
         keepalive_timeout=30,
         ttl_dns_cache=300,
         enable_cleanup_closed=False,
@@ -59,10 +61,15 @@ async def send(
             timeout=timeout,
             allow_redirects=False,
         ) as response:
-            body = await response.content.read(max_body_bytes + 1)
-            if len(body) > max_body_bytes:
-                raise TransportError("error", "provider answer too large", maybe_delivered=True)
-            return UpstreamResponse(response.status, response.headers, body)
+            # read(n) returns what has arrived so far: gather chunks to the end, under a cap.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    raise TransportError("error", "provider answer too large", maybe_delivered=True)
+                chunks.append(chunk)
+            return UpstreamResponse(response.status, response.headers, b"".join(chunks))
     except aiohttp.ClientConnectorError as exc:
         # Refused, unreachable, DNS failure: nothing was sent.
         raise TransportError(

@@ -29,9 +29,22 @@ def payment_step(
     failover_safe: bool,
     retry_same: bool,
     retries_left: int,
+    owned: bool = False,
 ) -> Step:
+    """The next step after one attempt at one provider.
+
+    `owned`: an earlier attempt at this same provider may already have taken the money.
+    From then on the payment belongs to that provider whatever the later attempts say: a
+    retry skipped by its breaker, refused by its quota or answered 429 proves nothing about
+    the first attempt, so it can end in UNKNOWN but never in FAILOVER or REJECT.
+    """
     if succeeded:
         return Step.DONE
+    delivered_now = maybe_delivered and not failover_safe
+    if retry_same and (delivered_now or owned):
+        return Step.RETRY_SAME if retries_left > 0 else Step.UNKNOWN
+    if owned:
+        return Step.UNKNOWN
     if not maybe_delivered or failover_safe:
         return Step.FAILOVER
     if retry_same:

@@ -27,8 +27,9 @@ class Record:
     fingerprint: str
     status: int = 0
     body: Any = None
-    owner: str | None = None  # provider holding an unknown outcome, to re-ask on replay
+    owner: str | None = None  # provider that may hold the payment, to re-ask on replay
     unknown: bool = False
+    since: float = 0.0  # wall time of the claim or of its last owner stamp
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -39,6 +40,7 @@ class Record:
                 "body": self.body,
                 "owner": self.owner,
                 "unknown": self.unknown,
+                "since": self.since,
             }
         )
 
@@ -46,7 +48,13 @@ class Record:
     def decode(raw: bytes) -> Record:
         d = orjson.loads(raw)
         return Record(
-            d["state"], d["fingerprint"], d["status"], d["body"], d["owner"], d["unknown"]
+            d["state"],
+            d["fingerprint"],
+            d["status"],
+            d["body"],
+            d["owner"],
+            d["unknown"],
+            d.get("since", 0.0),
         )
 
 
@@ -57,6 +65,14 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Orphaned:
+    """A claim whose holder stopped after sending to `record.owner`: only that provider may
+    be asked again (same key), never another."""
+
     record: Record
 
 
@@ -90,7 +106,9 @@ class IdempotencyStore:
         digest = hashlib.sha256(f"{client_id}\0{key}".encode()).hexdigest()
         return self.prefix + digest
 
-    async def begin(self, client_id: str, key: str, fp: str) -> Claimed | Replay | Conflict:
+    async def begin(
+        self, client_id: str, key: str, fp: str
+    ) -> Claimed | Replay | Orphaned | Conflict:
         """Claim the key, or say what to answer instead.
 
         A request arriving while another holds the key waits for it (up to `wait_s`) so a
@@ -98,7 +116,7 @@ class IdempotencyStore:
         """
         skey = self._key(client_id, key)
         deadline = time.monotonic() + self.wait_s
-        claim = Record("in_progress", fp).encode()
+        claim = Record("in_progress", fp, since=time.time()).encode()
         while True:
             if await self.store.set_if_absent(skey, claim, self.lease_s):
                 return Claimed()
@@ -110,10 +128,21 @@ class IdempotencyStore:
                 return Conflict("different_body")
             if record.state == "done":
                 return Replay(record)
+            if record.owner and time.time() - record.since > self.lease_s:
+                return Orphaned(record)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return Conflict("in_progress")
             await self.store.wait_changed(skey, min(remaining, 0.05))
+
+    async def stamp_owner(self, client_id: str, key: str, fp: str, owner: str) -> None:
+        """Before a payment is sent to `owner`: record it, for as long as a record lives.
+
+        If this request never finishes (crash, lost store write), the next one with the key
+        finds who may hold the payment instead of choosing a provider afresh.
+        """
+        record = Record("in_progress", fp, owner=owner, since=time.time())
+        await self.store.set(self._key(client_id, key), record.encode(), self.ttl_s)
 
     async def finish(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 
 from gateway.validation import openapi_document
+from policies.idempotency import fingerprint
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway
 
@@ -229,3 +230,88 @@ async def test_no_provider_left_is_503_with_retry_after(gw: GatewayUnderTest):
     # Nothing was charged, so the same key may be used again once a provider is back.
     await gw.stack.servers["adyen"].start_listening()
     await gw.stack.servers["stripe"].start_listening()
+
+
+async def test_timeout_then_breaker_open_keeps_the_payment_on_its_provider(
+    make_gateway: MakeGateway,
+):
+    gw = await make_gateway(
+        {"providers": {"stripe": {"timeout_ms": 200, "breaker": {"failure_threshold": 1}}}}
+    )
+    gw.stack.servers["stripe"].faults = Faults(mode="hang")
+    resp = await pay(gw)
+    assert resp.status == 202
+    payment = await resp.json()
+    assert payment["provider"] == "stripe"
+    assert [a["outcome"] for a in payment["attempts"]] == ["timeout", "breaker_open"]
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_timeout_then_429_keeps_the_payment_on_its_provider(make_gateway: MakeGateway):
+    gw = await make_gateway({"providers": {"stripe": {"timeout_ms": 200}}})
+    stripe = gw.stack.servers["stripe"]
+    stripe.faults = Faults(mode="hang")
+
+    async def rate_limit_after_first_call() -> None:
+        while stripe.stats[STRIPE_CREATE] < 1:
+            await asyncio.sleep(0.01)
+        stripe.faults = Faults(mode="rate_limited")
+
+    flip = asyncio.create_task(rate_limit_after_first_call())
+    resp = await pay(gw)
+    await flip
+    assert resp.status == 202
+    assert [a["outcome"] for a in (await resp.json())["attempts"]] == ["timeout", "rejected"]
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_a_request_that_stopped_after_sending_is_resolved_on_that_provider_only(
+    gw: GatewayUnderTest,
+):
+    # A claim stamped with its provider and never finished: the process died mid-call.
+    idem = gw.gateway.idempotency
+    idem.lease_s = 0.1
+    key = uuid.uuid4().hex
+    fp = fingerprint("anonymous", DEPOSIT)
+    await idem.begin("anonymous", key, fp)
+    await idem.stamp_owner("anonymous", key, fp, "stripe")
+    await asyncio.sleep(0.15)
+    # Meanwhile Stripe looks broken to this process: selection would pick Adyen.
+    gw.gateway.runtime.providers["stripe"].drained = True
+    resp = await pay(gw, key=key)
+    assert resp.status == 202
+    payment = await resp.json()
+    assert payment["provider"] == "stripe" and payment["status"] == "processing"
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+    # Once Stripe may be asked again, the same key learns the outcome there.
+    gw.gateway.runtime.providers["stripe"].drained = False
+    again = await pay(gw, key=key)
+    assert again.status == 201
+    assert (await again.json())["provider_reference"].startswith("pi_")
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_every_provider_rate_limited_is_503_and_the_key_stays_usable(
+    gw: GatewayUnderTest,
+):
+    for name in ("stripe", "adyen"):
+        gw.stack.servers[name].faults = Faults(mode="rate_limited", retry_after_s=2)
+    key = uuid.uuid4().hex
+    resp = await pay(gw, key=key)
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "no_provider_available"
+    assert int(resp.headers["Retry-After"]) >= 1
+    for name in ("stripe", "adyen"):
+        gw.stack.servers[name].faults = Faults()
+    gw.gateway.cooldowns = type(gw.gateway.cooldowns)()  # the providers' waits are over
+    again = await pay(gw, key=key)
+    assert again.status == 201
+
+
+async def test_a_withdrawal_no_provider_takes_is_422(gw: GatewayUnderTest):
+    resp = await pay(gw, {**DEPOSIT, "type": "withdrawal"})
+    assert resp.status == 422
+    problem = await resp.json()
+    assert problem["code"] == "provider_rejected"
+    assert "stripe" in problem["detail"] and "adyen" in problem["detail"]
+    assert gw.calls("stripe", STRIPE_CREATE) == 0 and gw.calls("adyen", ADYEN_CREATE) == 0

@@ -219,7 +219,7 @@ async def test_same_key_with_another_body_is_an_idempotency_error(
     await create(http, sim, payment_request())
     err = await create_error(http, sim, payment_request(amount=9900))
     assert (err.status, err.provider_code) == (409, "704")
-    assert (err.rejected, err.failover_safe, err.retry_same) == (True, False, False)
+    assert (err.rejected, err.failover_safe, err.retry_same) == (False, False, True)
     assert len(await stored_payments(http, sim)) == 1
 
 

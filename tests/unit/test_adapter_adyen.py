@@ -414,12 +414,13 @@ def test_the_psp_reference_of_an_error_is_kept_in_the_message() -> None:
 
 
 @pytest.mark.parametrize("status", [409, 422])
-def test_idempotency_error_is_neither_failover_nor_retry(status: int) -> None:
+def test_idempotency_key_in_use_is_retried_on_adyen_only(status: int) -> None:
+    # Adyen holds a request under this key: its outcome is unknown, never a refusal.
     body = adyen_error(status, "704", "request already processed or in progress", "validation")
     with pytest.raises(ProviderError) as info:
         parse(status, body)
     err = info.value
-    assert (err.rejected, err.failover_safe, err.retry_same) == (True, False, False)
+    assert (err.rejected, err.failover_safe, err.retry_same) == (False, False, True)
     assert err.provider_code == "704"
 
 

@@ -1,0 +1,49 @@
+"""The double-charge rule as a table: which step follows which attempt."""
+
+import pytest
+
+from policies.failover import Step, payment_step, read_may_fail_over
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retries_left", "owned", "step"),
+    [
+        # (succeeded, maybe_delivered, failover_safe, retry_same)
+        ((True, True, False, False), 0, False, Step.DONE),
+        ((True, True, False, False), 0, True, Step.DONE),
+        # refused connection, breaker open, quota: nothing was sent
+        ((False, False, True, False), 1, False, Step.FAILOVER),
+        # definite rejection the adapter marks safe (401, 400, 429)
+        ((False, True, True, False), 1, False, Step.FAILOVER),
+        # timeout or 5xx: same provider, same key; then unknown
+        ((False, True, False, True), 1, False, Step.RETRY_SAME),
+        ((False, True, False, True), 0, False, Step.UNKNOWN),
+        # definite refusal that must not move elsewhere (idempotency error)
+        ((False, True, False, False), 1, False, Step.REJECT),
+        # After an attempt that may have charged, nothing moves the payment elsewhere:
+        ((False, False, True, False), 1, True, Step.UNKNOWN),  # breaker opened meanwhile
+        ((False, True, True, False), 1, True, Step.UNKNOWN),  # 429 on the retry
+        ((False, True, False, False), 1, True, Step.UNKNOWN),  # "key in use" style refusal
+        ((False, False, True, True), 1, True, Step.RETRY_SAME),
+        ((False, True, False, True), 0, True, Step.UNKNOWN),
+    ],
+)
+def test_payment_step(attempt, retries_left, owned, step):
+    succeeded, maybe_delivered, failover_safe, retry_same = attempt
+    assert (
+        payment_step(
+            succeeded=succeeded,
+            maybe_delivered=maybe_delivered,
+            failover_safe=failover_safe,
+            retry_same=retry_same,
+            retries_left=retries_left,
+            owned=owned,
+        )
+        is step
+    )
+
+
+def test_reads_fail_over_once():
+    assert read_may_fail_over(0) is True
+    assert read_may_fail_over(1) is False
+    assert read_may_fail_over(1, max_attempts=3) is True
