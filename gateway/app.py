@@ -140,7 +140,12 @@ async def policy_middleware(request: web.Request, handler: Handler) -> web.Strea
             headers={**headers, **refused.headers()},
             extra={"retry_after_s": refused.retry_after_s},
         )
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        # Every answer of a limited route says where the client stands, errors included.
+        err.headers = {**headers, **err.headers}
+        raise
     response.headers.update(headers)
     return response
 

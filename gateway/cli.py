@@ -97,6 +97,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.workers is not None
         else int(os.environ.get("GATEWAY_WORKERS", "1") or 1)
     )
+    if workers > 1 and config.storage.backend == "memory" and "payments.create" in config.routes:
+        # Each process would keep its own idempotency records: a double-click landing on two
+        # processes could be charged twice.
+        print(
+            "config error: --workers above 1 with a payments.create route needs "
+            "storage.backend: redis, so every process shares the idempotency records",
+            file=sys.stderr,
+        )
+        return 1
     if workers > 1:
         from gateway.workers import supervise
 

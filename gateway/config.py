@@ -25,6 +25,7 @@ import yaml
 
 import adapters
 from adapters.base import OPERATIONS, AdapterSpec
+from policies.ratelimit import parse_rate
 
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_MAX_BODY = 65536
@@ -216,7 +217,7 @@ def parse_config(
     if bad_keys:
         raise ConfigError(bad_keys, source)
     problems = [
-        f"{key_path(err.absolute_path)}: {err.message}"
+        f"{key_path(err.absolute_path)}: {_schema_message(err)}"
         for err in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.path)))
     ]
     if problems:
@@ -226,6 +227,14 @@ def parse_config(
     if builder.problems:
         raise ConfigError(builder.problems, source)
     return config
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    """The schema's message, unless the value may be a secret pasted in the wrong place."""
+    last = str(err.absolute_path[-1]).lower() if err.absolute_path else ""
+    if last.endswith(SECRET_SUFFIXES) or any(word in last for word in _SECRET_WORDS):
+        return f"not a valid value for {last} (the value is not repeated here)"
+    return str(err.message)
 
 
 def _non_string_keys(node: Any, path: tuple[Any, ...] = ()) -> Iterable[str]:
@@ -323,6 +332,8 @@ class _Builder:
         except (ValueError, TypeError) as exc:
             self.fail(f"{path}.credentials", str(exc))
             return None
+        if "rate_limit" in spec:
+            self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
         breaker = BreakerSettings(**{**defaults.get("breaker", {}), **spec.get("breaker", {})})
         health = HealthSettings(**{**defaults.get("health", {}), **spec.get("health", {})})
         settings = {
@@ -433,12 +444,26 @@ class _Builder:
         cache = CacheSettings(**spec["cache"]) if "cache" in spec else None
         if cache is not None and op.startswith("payments.") and op != "payments.get":
             self.fail(f"routes.{op}.cache", "payment creation is never cached")
-        if cache is not None and op == "payments.get" and cache.ttl_s > 5:
-            self.fail(f"routes.{op}.cache.ttl_s", "payments.get may be cached 5 seconds at most")
+        if cache is not None and op == "payments.get":
+            longest = cache.ttl_s + max(cache.stale_while_revalidate_s, cache.stale_if_error_s)
+            if longest > 5:
+                self.fail(
+                    f"routes.{op}.cache",
+                    "payments.get may be served from cache 5 seconds at most "
+                    "(ttl_s plus the longer of the stale windows)",
+                )
         limit = RouteRateLimit(**spec["rate_limit"]) if "rate_limit" in spec else None
+        if limit is not None:
+            self.check_rate(f"routes.{op}.rate_limit.limit", limit.limit)
         return RouteConfig(op=op, providers=names, cache=cache, rate_limit=limit)
 
     # -- the rest
+
+    def check_rate(self, path: str, text: str) -> None:
+        try:
+            parse_rate(text)
+        except ValueError as exc:
+            self.fail(path, str(exc))
 
     def event_settings(self, given: dict[str, Any]) -> Any:
         from gateway.events import parse_settings  # events imports config: import late
@@ -484,6 +509,8 @@ class _Builder:
                 if key is None:
                     continue
                 digest = hashlib.sha256(key.encode()).digest()
+            if "rate_limit" in spec:
+                self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
             if digest in seen_keys:
                 self.fail(path, "two clients share one key")
             seen_keys.add(digest)

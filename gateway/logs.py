@@ -31,7 +31,10 @@ class RedactingFilter(logging.Filter):
         self.set_secrets(secrets)
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
-        values = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        # Added to, never replaced: a key rotated out of the config may still show up in
+        # an error from a request that started before the reload.
+        self._known = getattr(self, "_known", set()) | {s for s in secrets if s and len(s) >= 6}
+        values = sorted(self._known, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, values))) if values else None
 
     def scrub(self, text: str) -> str:
@@ -39,12 +42,21 @@ class RedactingFilter(logging.Filter):
             text = self._secrets.sub("[REDACTED]", text)
         return _PAN.sub("[PAN]", text)
 
+    def _scrub_any(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, list | tuple):
+            return [self._scrub_any(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._scrub_any(v) for k, v in value.items()}
+        return value
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.scrub(record.getMessage())
         record.args = None
         for key, value in list(vars(record).items()):
-            if key not in _RESERVED and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+            if key not in _RESERVED and isinstance(value, str | list | tuple | dict):
+                setattr(record, key, self._scrub_any(value))
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

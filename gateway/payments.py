@@ -487,6 +487,11 @@ async def get(gw: Gateway, rt: Runtime, payment_id: str) -> dict[str, Any]:
             provider=failed.provider,
             provider_code=failed.provider_code,
         ) from None
+    if (result.amount is not None and result.amount != ref.amount) or (
+        result.currency is not None and result.currency != ref.currency
+    ):
+        # The id says one thing and the provider another: a forged or mangled id.
+        raise ApiError("not_found", f"no payment '{payment_id}'")
     base = record or payment_body(ref, payment_id, result.status, provider_reference, None, [])
     status = advance(base["status"], result.status)
     payment = {

@@ -177,6 +177,22 @@ class SharedCache(Generic[T]):
         old: tuple[T, float] | None,
     ) -> Lookup[T]:
         try:
+            return await self._fetch_and_write(key, settings, fetch, codec, old)
+        finally:
+            # After the entry is written: replicas polling for it must find it, not the lock
+            # gone and the entry missing (they would fetch again).
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.delete(self._lock(key))
+
+    async def _fetch_and_write(
+        self,
+        key: str,
+        settings: CacheSettings,
+        fetch: Callable[[], Awaitable[tuple[T, int]]],
+        codec: Codec[T],
+        old: tuple[T, float] | None,
+    ) -> Lookup[T]:
+        try:
             value, _size = await fetch()
         except Exception:
             if old is not None:
@@ -184,9 +200,6 @@ class SharedCache(Generic[T]):
                 if age <= settings.ttl_s + settings.stale_if_error_s:
                     return Lookup(old[0], "STALE", age)
             raise
-        finally:
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.delete(self._lock(key))
         stored_at = self.clock()
         if settings.ttl_s > 0:
             keep_s = settings.ttl_s + max(

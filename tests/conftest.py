@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -156,3 +158,23 @@ async def gw(make_gateway: MakeGateway) -> GatewayUnderTest:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:  # a missing Redis must fail these tests, not skip them
+        pytest.fail(f"Redis on 127.0.0.1:6379 is required: {exc}")
+    value = f"gwtest:{uuid.uuid4().hex[:12]}:"
+    yield value
+    keys = [k async for k in client.scan_iter(match=value + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+

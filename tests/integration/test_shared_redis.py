@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
 from simulators.faults import Faults
 from simulators.stack import Stack
@@ -42,21 +41,6 @@ Start = Callable[..., Awaitable[list[GatewayProcess]]]
 
 
 @pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:  # a missing Redis must fail these tests, not skip them
-        pytest.fail(f"Redis on 127.0.0.1:6379 is required: {exc}")
-    value = f"gwtest:{uuid.uuid4().hex[:12]}:"
-    yield value
-    keys = [k async for k in client.scan_iter(match=value + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-@pytest.fixture
 async def start_gateways(stack: Stack, tmp_path: Path) -> AsyncIterator[Start]:
     started: list[GatewayProcess] = []
 
@@ -76,10 +60,10 @@ def storage(prefix: str, url: str = REDIS_URL, **extra: Any) -> dict[str, Any]:
     return {"storage": {"backend": "redis", "url": url, "key_prefix": prefix, **extra}}
 
 
-async def test_a_limit_holds_across_both_processes(start_gateways: Start, prefix: str):
+async def test_a_limit_holds_across_both_processes(start_gateways: Start, redis_prefix: str):
     a, b = await start_gateways(
         {
-            **storage(prefix),
+            **storage(redis_prefix),
             "routes": {
                 "games.get": {**CACHED, "rate_limit": {"limit": "10/minute", "per": "route"}}
             },
@@ -97,9 +81,9 @@ async def test_a_limit_holds_across_both_processes(start_gateways: Start, prefix
 
 
 async def test_a_cold_catalog_is_fetched_once_for_the_cluster(
-    start_gateways: Start, prefix: str, stack: Stack
+    start_gateways: Start, redis_prefix: str, stack: Stack
 ):
-    a, b = await start_gateways({**storage(prefix), "routes": {"games.list": CACHED}})
+    a, b = await start_gateways({**storage(redis_prefix), "routes": {"games.list": CACHED}})
     stack.servers["hub88"].faults = Faults(latency_ms=200)
     async with aiohttp.ClientSession() as http:
 
@@ -114,12 +98,12 @@ async def test_a_cold_catalog_is_fetched_once_for_the_cluster(
 
 
 async def test_a_breaker_opened_on_one_process_is_skipped_by_the_other(
-    start_gateways: Start, prefix: str, stack: Stack
+    start_gateways: Start, redis_prefix: str, stack: Stack
 ):
     breaker = {"failure_threshold": 2, "recovery_timeout_s": 30}
     a, b = await start_gateways(
         {
-            **storage(prefix),
+            **storage(redis_prefix),
             "providers": {"hub88": {"breaker": breaker}},
             "routes": {"games.launch": CACHED},
         }
@@ -151,9 +135,9 @@ async def test_a_breaker_opened_on_one_process_is_skipped_by_the_other(
 
 
 async def test_one_idempotency_key_on_both_processes_reaches_the_provider_once(
-    start_gateways: Start, prefix: str, stack: Stack
+    start_gateways: Start, redis_prefix: str, stack: Stack
 ):
-    a, b = await start_gateways(storage(prefix))
+    a, b = await start_gateways(storage(redis_prefix))
     stack.servers["stripe"].faults = Faults(latency_ms=200)
     key = uuid.uuid4().hex
     async with aiohttp.ClientSession() as http:

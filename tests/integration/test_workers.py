@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
+import yaml
 
 from simulators.stack import Stack
 from tests.conftest import base_config, merge
-from tests.procs import GatewayProcess
+from tests.procs import ROOT, GatewayProcess
+
+pytestmark = pytest.mark.redis
 
 
 def children_of(pid: int) -> list[int]:
@@ -25,8 +32,30 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-async def test_two_workers_share_a_port_and_one_metrics_view(stack: Stack, tmp_path: Path):
-    config = merge(base_config(stack), {"routes": {"games.list": {"cache": {"ttl_s": 60}}}})
+def test_workers_with_payments_need_a_shared_store(stack: Stack, tmp_path: Path):
+    path = tmp_path / "memory.yaml"
+    path.write_text(yaml.safe_dump(base_config(stack)))
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--config", str(path), "--workers", "2"],
+        env={**os.environ, **stack.secrets.env(), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "needs storage.backend: redis" in done.stderr
+
+
+async def test_two_workers_share_a_port_and_one_metrics_view(
+    stack: Stack, tmp_path: Path, redis_prefix: str
+):
+    prefix = redis_prefix
+    config = merge(
+        base_config(stack),
+        {
+            "routes": {"games.list": {"cache": {"ttl_s": 60}}},
+            "storage": {"backend": "redis", "url": "redis://127.0.0.1:6379/0",
+                        "key_prefix": prefix, "replicas": 2},
+        },
+    )
     proc = await GatewayProcess(config, stack.secrets.env(), tmp_path, workers=2).start()
     try:
         assert proc.proc is not None

@@ -310,11 +310,30 @@ def test_secret_file_is_read_relative_to_the_config(env: dict[str, str], tmp_pat
 def test_route_cache_rules(env: dict[str, str]):
     doc = base_doc()
     doc["routes"]["payments.create"]["cache"] = {"ttl_s": 1}
-    doc["routes"]["payments.get"]["cache"] = {"ttl_s": 10}
+    doc["routes"]["payments.get"]["cache"] = {"ttl_s": 2, "stale_if_error_s": 10}
     assert problems_of(doc, env) == [
         "routes.payments.create.cache: payment creation is never cached",
-        "routes.payments.get.cache.ttl_s: payments.get may be cached 5 seconds at most",
+        "routes.payments.get.cache: payments.get may be served from cache 5 seconds at most "
+        "(ttl_s plus the longer of the stale windows)",
     ]
+
+
+def test_rates_the_limiter_cannot_read_are_refused_at_load(env: dict[str, str]):
+    doc = base_doc()
+    doc["providers"]["stripe"]["rate_limit"] = "100/s"
+    doc["routes"]["games.list"]["rate_limit"] = {"limit": "0/second"}
+    problems = problems_of(doc, env)
+    assert [p.split(":")[0] for p in problems] == [
+        "providers.stripe.rate_limit",
+        "routes.games.list.rate_limit.limit",
+    ]
+
+
+def test_a_secret_pasted_into_an_env_field_is_not_echoed_by_the_schema(env: dict[str, str]):
+    doc = {**base_doc(), "clients": [{"id": "web", "key_env": "pk live SECRETKEY!!"}]}
+    problems = problems_of(doc, env)
+    assert problems and all("SECRETKEY" not in p for p in problems)
+    assert problems[0].startswith("clients[0].key_env: ")
 
 
 def test_duplicate_client_id(env: dict[str, str]):
