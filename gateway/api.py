@@ -65,7 +65,7 @@ def _set_cache_header(request: web.Request, status: str | None) -> dict[str, str
         return {}
     ctx = request[CTX]
     ctx["cache"] = status
-    request.app[GATEWAY].metrics.cache.labels(ctx["route"], status.lower()).inc()
+    request.app[GATEWAY].metrics.cache_result(ctx["route"], status)
     return {"X-Cache": status}
 
 

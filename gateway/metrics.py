@@ -147,6 +147,7 @@ class Metrics:
 
         # labels() takes a lock and builds a key each call: keep the children we have seen.
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+        self._cache_children: dict[tuple[str, str], Any] = {}
 
     def request_done(self, route: str, status: int, client: str, elapsed_s: float) -> None:
         key = (route, status, client)
@@ -159,6 +160,13 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(elapsed_s)
+
+    def cache_result(self, route: str, status: str) -> None:
+        key = (route, status)
+        child = self._cache_children.get(key)
+        if child is None:
+            child = self._cache_children[key] = self.cache.labels(route, status.lower())
+        child.inc()
 
     def set_config_hash(self, digest: str) -> None:
         if multiprocess_dir() is None:

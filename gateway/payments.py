@@ -502,5 +502,6 @@ async def get(gw: Gateway, rt: Runtime, payment_id: str) -> dict[str, Any]:
         if status in ("requires_action", "pending")
         else None,
     }
-    await save_payment(gw, payment, (record or {}).get("_extra", {}))
+    if record is None or public(record) != payment:
+        await save_payment(gw, payment, (record or {}).get("_extra", {}))
     return payment
