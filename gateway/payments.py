@@ -136,7 +136,16 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
+# `failed` is not among them: a Stripe intent whose card was declined can still succeed with
+# another card.
+TERMINAL = frozenset({"succeeded", "canceled"})
+
+
 def advance(current: str, new: str) -> str:
+    """Forward only, and a settled payment stays settled (a late `failed` after `succeeded`
+    is news about something else, never a reason to show the player a failure)."""
+    if current in TERMINAL:
+        return current
     return new if STATUS_RANK.get(new, 0) >= STATUS_RANK.get(current, 0) else current
 
 

@@ -127,9 +127,11 @@ class Gateway:
         if self.shared is not None:
             self.shared.publish_breaker(provider, kind, new)
 
-    def on_drain_change(self, provider: str, drained: bool, actor: str | None = None) -> None:
+    async def on_drain_change(
+        self, provider: str, drained: bool, actor: str | None = None
+    ) -> None:
         if self.shared is not None:
-            self.shared.publish_drain(provider, drained, actor)
+            await self.shared.publish_drain(provider, drained, actor)
 
     def _on_storage_change(self, degraded: bool) -> None:
         self.metrics.storage_degraded.set(1 if degraded else 0)

@@ -56,14 +56,20 @@ class SharedState:
             {"type": "breaker", "provider": provider, "kind": kind, "state": state},
         )
 
-    def publish_drain(self, provider: str, drained: bool, actor: str | None) -> None:
+    async def publish_drain(self, provider: str, drained: bool, actor: str | None) -> None:
+        """Awaited, unlike breaker news: an operator must hear if the others did not."""
         if self._applying:
             return
-        self._send(
-            self.drains_key,
-            provider,
-            {"type": "drain", "provider": provider, "drained": drained, "by": actor},
-        )
+        message = {"type": "drain", "provider": provider, "drained": drained, "by": actor}
+        payload = orjson.dumps({**message, "origin": self.origin, "at": time.time()})
+
+        async def write() -> None:
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                pipe.hset(self.drains_key, provider, payload)
+                pipe.publish(self.channel, payload)
+                await pipe.execute()
+
+        await self.link.call(write)
 
     def _send(self, hash_key: str, field: str, message: dict[str, Any]) -> None:
         payload = orjson.dumps({**message, "origin": self.origin, "at": time.time()})

@@ -241,3 +241,25 @@ async def _outage_steps(
             await asyncio.sleep(0.05)
         assert not await degraded(proc.url)
     assert await pay(b.url) == 201
+
+
+async def test_a_drain_on_one_process_takes_the_provider_out_on_the_other(
+    start_gateways: Start, redis_prefix: str, stack: Stack
+):
+    ops = {"clients": [{"id": "ops", "key_env": "WEB_API_KEY", "roles": ["operator"]}]}
+    a, b = await start_gateways({**storage(redis_prefix), **ops})
+    headers = {"X-API-Key": stack.secrets.client_key}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(a.url + "/admin/providers/stripe/drain") as resp:
+            assert resp.status == 200
+        started = time.monotonic()
+        drained = False
+        while time.monotonic() - started < 1.0 and not drained:
+            async with http.get(b.url + "/v1/providers/status") as resp:
+                drained = (await resp.json())["providers"]["stripe"]["drained"]
+            await asyncio.sleep(0.02)
+        assert drained
+        pay_headers = {"Idempotency-Key": uuid.uuid4().hex}
+        async with http.post(b.url + "/v1/payments", json=DEPOSIT, headers=pay_headers) as resp:
+            assert resp.status == 201
+            assert (await resp.json())["provider"] == "adyen"
