@@ -68,7 +68,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "failover": False,
     }
     try:
-        response = await handler(request)
+        response = await apply_policies(request, handler)
     except ApiError as err:
         response = problem_response(err, request_id)
     except web.HTTPException as exc:
@@ -93,9 +93,12 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-@web.middleware
-async def policy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate the client, then apply the client's and the route's inbound limits."""
+async def apply_policies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the client, then apply the client's and the route's inbound limits.
+
+    Called by `context_middleware` rather than being a middleware of its own: aiohttp wraps
+    the handler once per middleware on every request.
+    """
     ctx = request[CTX]
     route = ctx["route"]
     # Admin routes check roles themselves; providers sign webhooks instead of sending keys.
@@ -161,7 +164,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 def create_app(
     config: Config, *, gateway: Gateway | None = None, config_path: str | None = None
 ) -> web.Application:
-    app = web.Application(middlewares=[context_middleware, policy_middleware])
+    app = web.Application(middlewares=[context_middleware])
     gw = gateway or Gateway(config)
     gw.config_path = config_path
     app[GATEWAY] = gw

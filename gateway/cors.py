@@ -210,11 +210,25 @@ def is_preflight(request: web.Request) -> bool:
     )
 
 
+def _only_with_origin(hook: Any) -> Any:
+    """The library looks up route and config before it checks for an Origin header; most
+    requests (server to server, health checks, load tests) have none."""
+
+    async def hook_with_origin(request: web.Request, response: web.StreamResponse) -> None:
+        if hdrs.ORIGIN in request.headers:
+            await hook(request, response)
+
+    return hook_with_origin
+
+
 def setup(app: web.Application) -> None:
     """Put every route registered so far under the config's `cors` block, live."""
     adapter = app[ADAPTER] = LiveCorsRouterAdapter(app.router)
     # Creating the library's config registers its response hook (actual-request headers).
+    hooks_before = len(app.on_response_prepare)
     cors = aiohttp_cors.CorsConfig(app, router_adapter=adapter)
+    for i in range(hooks_before, len(app.on_response_prepare)):
+        app.on_response_prepare[i] = _only_with_origin(app.on_response_prepare[i])
 
     for resource in list(app.router.resources()):
         if not isinstance(resource, web.Resource | web.StaticResource):
