@@ -2,9 +2,9 @@
 
 Keys are the config's `clients`, like frontend keys, but what a key may do here comes from
 its roles: `viewer` reads, `operator` also acts (drain, enable, reload, flush), `admin` may do
-everything. The policy middleware skips routes named "admin*", so authentication is done
-here, with the same constant-time key lookup. A gateway without clients has no admin key,
-so its admin API refuses every request.
+everything. The policy step (`gateway.app.apply_policies`) skips routes named "admin*", so
+authentication is done here, with the same constant-time key lookup. A gateway without
+clients has no admin key, so its admin API refuses every request.
 
 Every action is written to the "gateway.audit" log at info, naming the client behind it;
 reads are logged there at debug, and refused attempts at warning.

@@ -3,7 +3,7 @@
 `{provider}` is a configured provider whose adapter verifies webhooks (Stripe, Adyen); any
 other name is a 404. The raw body (at most 1 MiB) is verified by the adapter exactly as it
 arrived; a missing, wrong or stale signature, or a changed body, is a 401 problem
-(`unauthorized`) and changes nothing. The policy middleware asks no API key here: the
+(`unauthorized`) and changes nothing. The policy step (`apply_policies`) asks no API key here: the
 provider's signature is the authentication.
 
 Each verified event:

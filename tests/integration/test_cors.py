@@ -151,7 +151,7 @@ async def test_preflight_needs_no_api_key_but_the_actual_request_does(
     gw = await make_gateway(merge(CORS, clients), env={"WEB_KEY": key})
     answer = await preflight(gw, FRONTEND)
     assert answer.status == 200, (
-        "the policy middleware must let CORS preflights through unauthenticated "
+        "the policy step must let CORS preflights through unauthenticated "
         "(gateway.cors.is_preflight)"
     )
     denied = await gw.client.post(
