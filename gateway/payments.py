@@ -25,7 +25,14 @@ from gateway.games import no_provider, selection_for
 from gateway.payment_ids import PaymentRef
 from gateway.store import StoreUnavailable
 from policies.failover import Step, payment_step
-from policies.idempotency import Claimed, Conflict, Orphaned, Replay, fingerprint
+from policies.idempotency import (
+    Claimed,
+    Conflict,
+    LostClaim,
+    Orphaned,
+    Replay,
+    fingerprint,
+)
 
 if TYPE_CHECKING:
     from gateway.providers import ProviderState
@@ -171,11 +178,7 @@ async def create(
             raise ApiError(
                 "idempotency_conflict", "this Idempotency-Key was used with a different request"
             )
-        raise ApiError(
-            "idempotency_conflict",
-            "a request with this Idempotency-Key is still in progress; retry shortly",
-            headers={"Retry-After": "1"},
-        )
+        raise _in_progress()
     if isinstance(claim, Replay):
         record = claim.record
         if record.unknown and record.owner:
@@ -185,14 +188,25 @@ async def create(
         gw.metrics.idempotent_replays.inc()
         return record.status, record.body, True
     if isinstance(claim, Orphaned):
-        assert claim.record.owner is not None
+        owner = claim.record.owner
+        assert owner is not None
+        taken = await gw.idempotency.take_over(client_id, idempotency_key, claim)
+        if taken is None:
+            raise _in_progress()
         return await _resolve_unknown(
-            gw, rt, client_id, idempotency_key, fp, body, claim.record.owner, None
+            gw, rt, client_id, idempotency_key, fp, body, owner, None, taken
         )
     assert isinstance(claim, Claimed)
+    held = claim
 
     async def stamp(provider: str) -> None:
-        await _record(gw.idempotency.stamp_owner(client_id, idempotency_key, fp, provider))
+        try:
+            await gw.idempotency.stamp_owner(client_id, idempotency_key, fp, provider, held)
+        except StoreUnavailable as exc:
+            log.error("provider not recorded on the claim", extra={"error": str(exc)})
+        except LostClaim:
+            # Another request holds the key now: sending would risk a second charge.
+            raise _in_progress() from None
 
     try:
         status, payment, owner, unknown = await _attempt_all(
@@ -201,14 +215,29 @@ async def create(
     except ApiError:
         # Every error answer means no provider may hold the payment (an attempt that may
         # have reached one ends in 202 instead), so the key is free to be used again.
-        await _record(gw.idempotency.abandon(client_id, idempotency_key))
+        await _record(gw.idempotency.abandon(client_id, idempotency_key, held))
         raise
     await _record(
         gw.idempotency.finish(
-            client_id, idempotency_key, fp, status, payment, owner=owner, unknown=unknown
+            client_id,
+            idempotency_key,
+            fp,
+            status,
+            payment,
+            owner=owner,
+            unknown=unknown,
+            claim=held,
         )
     )
     return status, payment, False
+
+
+def _in_progress() -> ApiError:
+    return ApiError(
+        "idempotency_conflict",
+        "a request with this Idempotency-Key is still in progress; retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _record(write: Awaitable[None]) -> None:
@@ -221,6 +250,8 @@ async def _record(write: Awaitable[None]) -> None:
         await write
     except StoreUnavailable as exc:
         log.error("idempotency record not saved", extra={"error": str(exc)})
+    except LostClaim:
+        log.warning("idempotency record not saved: another request holds the key now")
 
 
 def _payment_request(
@@ -381,6 +412,7 @@ async def _resolve_unknown(
     body: dict[str, Any],
     owner: str,
     stored: dict[str, Any] | None,
+    claim: Claimed | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
     """A replay of a payment whose outcome is unknown: ask its owner again, same key.
 
@@ -394,7 +426,14 @@ async def _resolve_unknown(
         stored = await _processing(gw, rt, request, owner, [], body)
         await _record(
             gw.idempotency.finish(
-                client_id, idempotency_key, fp, 202, stored, owner=owner, unknown=True
+                client_id,
+                idempotency_key,
+                fp,
+                202,
+                stored,
+                owner=owner,
+                unknown=True,
+                claim=claim,
             )
         )
     state = rt.providers.get(owner)
@@ -413,7 +452,7 @@ async def _resolve_unknown(
         "attempts": attempts,
     }
     await save_payment(gw, payment, _extra(request, body))
-    await _record(gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment))
+    await _record(gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment, claim=claim))
     return 201, payment, True
 
 

@@ -116,6 +116,22 @@ class RedisLink:
         await self.client.aclose()
 
 
+# Compare-and-set in one round trip: nothing can slip between the read and the write.
+_REPLACE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+_DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 class RedisStore:
     """The `Store` protocol on Redis: values with expiry, and SET NX for at-most-once."""
 
@@ -143,6 +159,19 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self.link.call(lambda: self.link.client.delete(self._k(key)))
+
+    async def replace_if(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
+        ms = max(1, int(ttl_s * 1000))
+        done = await self.link.call(
+            lambda: self.link.client.eval(_REPLACE_IF, 1, self._k(key), expected, value, ms)
+        )
+        return bool(done)
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        done = await self.link.call(
+            lambda: self.link.client.eval(_DELETE_IF, 1, self._k(key), expected)
+        )
+        return bool(done)
 
     async def delete_prefix(self, prefix: str) -> int:
         async def scan_and_delete() -> int:

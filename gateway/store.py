@@ -38,6 +38,14 @@ class Store(Protocol):
         """Delete every key starting with `prefix`; how many went."""
         ...
 
+    async def replace_if(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
+        """Set `key` to `value` only if it still holds `expected` (compare-and-set)."""
+        ...
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        """Delete `key` only if it still holds `expected`."""
+        ...
+
 
 class MemoryStore:
     """A bounded in-process store with per-key expiry (LRU beyond `max_keys`)."""
@@ -89,6 +97,18 @@ class MemoryStore:
         event = self._waiters.setdefault(key, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
+
+    async def replace_if(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
+        if self._live(key) != expected:
+            return False
+        self._put(key, value, ttl_s)
+        return True
+
+    async def delete_if(self, key: str, expected: bytes) -> bool:
+        if self._live(key) != expected:
+            return False
+        await self.delete(key)
+        return True
 
     async def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self._data if k.startswith(prefix)]

@@ -10,6 +10,7 @@ itself dedupes it.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class Record:
     owner: str | None = None  # provider that may hold the payment, to re-ask on replay
     unknown: bool = False
     since: float = 0.0  # wall time of the claim or of its last owner stamp
+    token: str = ""  # whose claim this is: writes to an in-progress record compare it
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -41,6 +43,7 @@ class Record:
                 "owner": self.owner,
                 "unknown": self.unknown,
                 "since": self.since,
+                "token": self.token,
             }
         )
 
@@ -55,12 +58,22 @@ class Record:
             d["owner"],
             d["unknown"],
             d.get("since", 0.0),
+            d.get("token", ""),
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claimed:
-    """This request owns the key and must finish it."""
+    """This request owns the key and must finish it. `raw` is the record as last written by
+    this request: every later write compares against it, so a request that lost its claim
+    (it outlived its lease and another took over) can no longer overwrite anything."""
+
+    raw: bytes = b""
+    token: str = ""
+
+
+class LostClaim(Exception):
+    """Another request holds the key now; this one must not send or record anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,7 @@ class Orphaned:
     be asked again (same key), never another."""
 
     record: Record
+    raw: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +130,11 @@ class IdempotencyStore:
         """
         skey = self._key(client_id, key)
         deadline = time.monotonic() + self.wait_s
-        claim = Record("in_progress", fp, since=time.time()).encode()
+        token = secrets.token_hex(8)
+        claim = Record("in_progress", fp, since=time.time(), token=token).encode()
         while True:
             if await self.store.set_if_absent(skey, claim, self.lease_s):
-                return Claimed()
+                return Claimed(claim, token)
             raw = await self.store.get(skey)
             if raw is None:
                 continue  # expired between the two calls; claim again
@@ -129,20 +144,44 @@ class IdempotencyStore:
             if record.state == "done":
                 return Replay(record)
             if record.owner and time.time() - record.since > self.lease_s:
-                return Orphaned(record)
+                return Orphaned(record, raw)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return Conflict("in_progress")
             await self.store.wait_changed(skey, min(remaining, 0.05))
 
-    async def stamp_owner(self, client_id: str, key: str, fp: str, owner: str) -> None:
+    async def stamp_owner(
+        self, client_id: str, key: str, fp: str, owner: str, claim: Claimed | None = None
+    ) -> None:
         """Before a payment is sent to `owner`: record it, for as long as a record lives.
 
         If this request never finishes (crash, lost store write), the next one with the key
-        finds who may hold the payment instead of choosing a provider afresh.
+        finds who may hold the payment instead of choosing a provider afresh. Raises
+        LostClaim when another request holds the key by now: then nothing may be sent.
         """
-        record = Record("in_progress", fp, owner=owner, since=time.time())
-        await self.store.set(self._key(client_id, key), record.encode(), self.ttl_s)
+        token = claim.token if claim else secrets.token_hex(8)
+        new = Record("in_progress", fp, owner=owner, since=time.time(), token=token).encode()
+        await self._write(client_id, key, new, claim)
+
+    async def take_over(self, client_id: str, key: str, orphaned: Orphaned) -> Claimed | None:
+        """Claim an orphaned key for this request; None if another request was quicker."""
+        record = orphaned.record
+        token = secrets.token_hex(8)
+        new = Record(
+            "in_progress", record.fingerprint, owner=record.owner, since=time.time(), token=token
+        ).encode()
+        if await self.store.replace_if(self._key(client_id, key), orphaned.raw, new, self.ttl_s):
+            return Claimed(new, token)
+        return None
+
+    async def _write(self, client_id: str, key: str, value: bytes, claim: Claimed | None) -> None:
+        skey = self._key(client_id, key)
+        if claim is None:
+            await self.store.set(skey, value, self.ttl_s)
+            return
+        if not await self.store.replace_if(skey, claim.raw, value, self.ttl_s):
+            raise LostClaim(key)
+        claim.raw = value
 
     async def finish(
         self,
@@ -154,10 +193,15 @@ class IdempotencyStore:
         *,
         owner: str | None = None,
         unknown: bool = False,
+        claim: Claimed | None = None,
     ) -> None:
-        record = Record("done", fp, status, body, owner, unknown)
-        await self.store.set(self._key(client_id, key), record.encode(), self.ttl_s)
+        record = Record("done", fp, status, body, owner, unknown, since=time.time())
+        await self._write(client_id, key, record.encode(), claim)
 
-    async def abandon(self, client_id: str, key: str) -> None:
+    async def abandon(self, client_id: str, key: str, claim: Claimed | None = None) -> None:
         """Release a claim whose request certainly reached no provider."""
-        await self.store.delete(self._key(client_id, key))
+        skey = self._key(client_id, key)
+        if claim is None:
+            await self.store.delete(skey)
+        elif not await self.store.delete_if(skey, claim.raw):
+            raise LostClaim(key)

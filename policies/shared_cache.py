@@ -181,8 +181,9 @@ class SharedCache(Generic[T]):
         finally:
             # After the entry is written: replicas polling for it must find it, not the lock
             # gone and the entry missing (they would fetch again).
+            # Only our own lock: after a fetch longer than the lock's life, it is another's.
             with contextlib.suppress(StoreUnavailable):
-                await self.store.delete(self._lock(key))
+                await self.store.delete_if(self._lock(key), self.owner)
 
     async def _fetch_and_write(
         self,

@@ -263,3 +263,22 @@ async def test_a_drain_on_one_process_takes_the_provider_out_on_the_other(
         async with http.post(b.url + "/v1/payments", json=DEPOSIT, headers=pay_headers) as resp:
             assert resp.status == 201
             assert (await resp.json())["provider"] == "adyen"
+
+
+async def test_redis_compare_and_set_and_delete(redis_prefix: str):
+    from gateway.config import StorageSettings
+    from gateway.redis_store import RedisLink, RedisStore
+
+    link = RedisLink(StorageSettings(backend="redis", url=REDIS_URL, key_prefix=redis_prefix))
+    store = RedisStore(link)
+    try:
+        assert await store.set_if_absent("k", b"one", 10)
+        assert not await store.set_if_absent("k", b"two", 10)
+        assert not await store.replace_if("k", b"two", b"three", 10)
+        assert await store.replace_if("k", b"one", b"three", 10)
+        assert await store.get("k") == b"three"
+        assert not await store.delete_if("k", b"one")
+        assert await store.delete_if("k", b"three")
+        assert await store.get("k") is None
+    finally:
+        await link.close()

@@ -2,11 +2,14 @@
 
 import asyncio
 
+import pytest
+
 from gateway.store import MemoryStore
 from policies.idempotency import (
     Claimed,
     Conflict,
     IdempotencyStore,
+    LostClaim,
     Orphaned,
     Replay,
     fingerprint,
@@ -63,3 +66,37 @@ async def test_a_claim_that_reached_no_provider_expires_and_frees_the_key():
     await store.begin("web", "k", fp)
     await asyncio.sleep(0.15)
     assert isinstance(await store.begin("web", "k", fp), Claimed)
+
+
+async def test_a_request_that_lost_its_claim_cannot_write_or_release_it():
+    store = IdempotencyStore(MemoryStore(), lease_s=0.05, wait_s=0.01)
+    fp = fingerprint("web", {})
+    slow = await store.begin("web", "k", fp)
+    assert isinstance(slow, Claimed)
+    await asyncio.sleep(0.08)  # its lease ran out before it sent anything
+    quick = await store.begin("web", "k", fp)
+    assert isinstance(quick, Claimed)
+    with pytest.raises(LostClaim):
+        await store.stamp_owner("web", "k", fp, "stripe", slow)
+    with pytest.raises(LostClaim):
+        await store.abandon("web", "k", slow)
+    with pytest.raises(LostClaim):
+        await store.finish("web", "k", fp, 201, {"payment_id": "slow"}, claim=slow)
+    await store.stamp_owner("web", "k", fp, "adyen", quick)
+    await store.finish("web", "k", fp, 201, {"payment_id": "quick"}, claim=quick)
+    replay = await store.begin("web", "k", fp)
+    assert isinstance(replay, Replay) and replay.record.body == {"payment_id": "quick"}
+
+
+async def test_only_one_request_takes_over_an_orphaned_claim():
+    store = IdempotencyStore(MemoryStore(), lease_s=0.05, wait_s=0.01)
+    fp = fingerprint("web", {})
+    first = await store.begin("web", "k", fp)
+    assert isinstance(first, Claimed)
+    await store.stamp_owner("web", "k", fp, "stripe", first)
+    await asyncio.sleep(0.08)
+    a = await store.begin("web", "k", fp)
+    b = await store.begin("web", "k", fp)
+    assert isinstance(a, Orphaned) and isinstance(b, Orphaned)
+    won = [await store.take_over("web", "k", a), await store.take_over("web", "k", b)]
+    assert isinstance(won[0], Claimed) and won[1] is None
