@@ -87,13 +87,13 @@ async def call_provider(
         raise _skip(name, "drained", f"provider '{name}' is drained")
     cooling = gw.cooldowns.blocked_for(name)
     if cooling > 0:
-        gw.metrics.upstream_requests.labels(name, op, "cooling_down").inc()
+        gw.metrics.upstream_done(name, op, "cooling_down", None)
         raise _skip(name, "cooling_down", f"provider '{name}' asked to wait", cooling)
     rate = state.config.rate_limit
     if rate:
         decision = await gw.hit_limit(rate, "out", name)
         if decision is not None and not decision.allowed:
-            gw.metrics.upstream_requests.labels(name, op, "rate_limited").inc()
+            gw.metrics.upstream_done(name, op, "rate_limited", None)
             raise _skip(
                 name, "rate_limited", f"outbound quota of '{name}' used up", decision.retry_after_s
             )
@@ -156,8 +156,6 @@ async def call_provider(
         ) from None
     finally:
         elapsed = time.perf_counter() - started
-        if outcome != "breaker_open":
-            gw.metrics.upstream_duration.labels(name, op, outcome).observe(elapsed)
-        gw.metrics.upstream_requests.labels(name, op, outcome).inc()
+        gw.metrics.upstream_done(name, op, outcome, None if outcome == "breaker_open" else elapsed)
     state.health.record_passive(True)
     return result

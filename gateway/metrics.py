@@ -148,6 +148,7 @@ class Metrics:
         # labels() takes a lock and builds a key each call: keep the children we have seen.
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
         self._cache_children: dict[tuple[str, str], Any] = {}
+        self._upstream_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def request_done(self, route: str, status: int, client: str, elapsed_s: float) -> None:
         key = (route, status, client)
@@ -160,6 +161,21 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(elapsed_s)
+
+    def upstream_done(
+        self, provider: str, operation: str, outcome: str, elapsed_s: float | None
+    ) -> None:
+        """One provider call (or skip: no duration), through cached label children."""
+        key = (provider, operation, outcome)
+        children = self._upstream_children.get(key)
+        if children is None:
+            children = self._upstream_children[key] = (
+                self.upstream_requests.labels(provider, operation, outcome),
+                self.upstream_duration.labels(provider, operation, outcome),
+            )
+        children[0].inc()
+        if elapsed_s is not None:
+            children[1].observe(elapsed_s)
 
     def cache_result(self, route: str, status: str) -> None:
         key = (route, status)
