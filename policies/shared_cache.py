@@ -155,6 +155,14 @@ class SharedCache(Generic[T]):
             except StoreUnavailable:
                 locked = True  # nobody to coordinate with: fetch, as one replica alone would
             if locked:
+                # The replica we waited for may have written its entry and let go of the
+                # lock between our last read and this lock: use its entry, fetch nothing.
+                with contextlib.suppress(StoreUnavailable):
+                    entry = await self._read(key, codec)
+                    if entry is not None and (old is None or entry[1] > old[1]):
+                        await self.store.delete_if(self._lock(key), self.owner)
+                        self._remember(key, *entry)
+                        return Lookup(entry[0], "MISS", self.clock() - entry[1])
                 return await self._fetch_and_store(key, settings, fetch, codec, old)
             # Another replica is fetching: wait for its entry instead of asking the provider.
             await asyncio.sleep(0.02)

@@ -153,7 +153,9 @@ async def test_an_invalid_file_keeps_the_old_config_serving(
         broken = text.replace("SLOTEGRATOR_KEY", "SLOTEGRATOR_KEY_NOT_SET", 1)
     else:
         broken = text[: len(text) // 2]
-    path.write_text(broken)
+    tmp = path.with_suffix(".tmp")  # one change the watcher sees, never a half-written file
+    tmp.write_text(broken)
+    tmp.replace(path)
     for _ in range(30):
         if gw.gateway.last_reload["result"] == "failure":
             break

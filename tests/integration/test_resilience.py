@@ -113,7 +113,11 @@ async def test_stale_while_revalidate_serves_at_once_and_refreshes_once(
     await asyncio.sleep(0.25)
     responses = await asyncio.gather(*(gw.client.get("/v1/games") for _ in range(10)))
     assert {r.headers["X-Cache"] for r in responses} == {"STALE"}
-    await asyncio.sleep(0.1)
+    deadline = time.monotonic() + 2.0
+    while gw.calls("hub88", HUB88_LIST) < 2:
+        assert time.monotonic() < deadline, "no background refresh"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # room for a second, unwanted refresh to show up
     assert gw.calls("hub88", HUB88_LIST) == 2  # the first fetch and ONE background refresh
     assert (await gw.client.get("/v1/games")).headers["X-Cache"] == "HIT"
 
