@@ -157,24 +157,32 @@ class SharedCache(Generic[T]):
             if locked:
                 # The replica we waited for may have written its entry and let go of the
                 # lock between our last read and this lock: use its entry, fetch nothing.
+                found = await self._newer_entry(key, codec, old)
+                if found is None:
+                    return await self._fetch_and_store(key, settings, fetch, codec, old)
                 with contextlib.suppress(StoreUnavailable):
-                    entry = await self._read(key, codec)
-                    if entry is not None and (old is None or entry[1] > old[1]):
-                        await self.store.delete_if(self._lock(key), self.owner)
-                        self._remember(key, *entry)
-                        return Lookup(entry[0], "MISS", self.clock() - entry[1])
-                return await self._fetch_and_store(key, settings, fetch, codec, old)
+                    await self.store.delete_if(self._lock(key), self.owner)
+                return found
             # Another replica is fetching: wait for its entry instead of asking the provider.
             await asyncio.sleep(0.02)
-            try:
-                entry = await self._read(key, codec)
-            except StoreUnavailable:
-                entry = None
-            if entry is not None and (old is None or entry[1] > old[1]):
-                self._remember(key, *entry)
-                return Lookup(entry[0], "MISS", self.clock() - entry[1])
+            found = await self._newer_entry(key, codec, old)
+            if found is not None:
+                return found
             if time.monotonic() >= deadline:
                 return await self._fetch_and_store(key, settings, fetch, codec, old)
+
+    async def _newer_entry(
+        self, key: str, codec: Codec[T], old: tuple[T, float] | None
+    ) -> Lookup[T] | None:
+        """The shared entry if another replica wrote one since `old`, kept locally too."""
+        try:
+            entry = await self._read(key, codec)
+        except StoreUnavailable:
+            return None
+        if entry is None or (old is not None and entry[1] <= old[1]):
+            return None
+        self._remember(key, *entry)
+        return Lookup(entry[0], "MISS", self.clock() - entry[1])
 
     async def _fetch_and_store(
         self,
