@@ -526,7 +526,7 @@ def make_secrets_and_payment_id() -> tuple[Secrets, str]:
     # Imported here: the project's packages are found from the repository root, which is
     # not on sys.path when this file runs as a script.
     sys.path.insert(0, str(ROOT))
-    from gateway.payment_ids import PaymentRef, encode
+    from gateway.payments.ids import PaymentRef, encode
     from simulators.hub88 import generate_operator_keypair
 
     private_pem, _ = generate_operator_keypair()

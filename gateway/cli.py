@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from aiohttp import web
-
-from gateway import logs
-from gateway.config import Config, ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.load import load_config
+from gateway.http.server import maybe_uvloop, serve
+from gateway.obs import logs
 
 log = logging.getLogger("gateway")
 
@@ -27,63 +25,6 @@ def default_config_path() -> Path:
     if local.is_file():
         return local
     return Path(str(resources.files("gateway").joinpath("data/providers.yaml")))
-
-
-def _maybe_uvloop() -> None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-async def serve(
-    config: Config,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    config_path: str | None = None,
-    reuse_port: bool = False,
-    ready: asyncio.Event | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    from gateway.app import create_app
-    from gateway.context import GATEWAY
-
-    app = create_app(config, config_path=config_path)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        host or config.listen_host,
-        port if port is not None else config.listen_port,
-        reuse_port=reuse_port or None,
-        backlog=1024,
-    )
-    await site.start()
-    log.info("listening", extra={"address": site.name, "config_hash": config.hash[:16]})
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    gw = app[GATEWAY]
-    pending: set[asyncio.Task[object]] = set()
-
-    def on_sighup() -> None:
-        if gw.watcher is not None:
-            task = asyncio.ensure_future(gw.watcher.reload("sighup"))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    if ready is not None:
-        ready.set()
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     if workers > 1:
-        from gateway.workers import supervise
+        from gateway.http.workers import supervise
 
         passed = ["--config", args.config]
         for flag, value in (
@@ -120,11 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return supervise(passed, workers)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not args.reuse_port:
         # One process on a metrics volume that survived a restart: drop the old values.
-        from gateway.workers import prepare_metrics_dir
+        from gateway.http.workers import prepare_metrics_dir
 
         prepare_metrics_dir()
     logs.configure(config.log_level, fixed=args.log_level)
-    _maybe_uvloop()
+    maybe_uvloop()
     asyncio.run(
         serve(
             config,
@@ -160,7 +101,7 @@ def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> 
     import urllib.error
     import urllib.request
 
-    from gateway.config_diff import diff_configs
+    from gateway.config.diff import diff_configs
 
     request = urllib.request.Request(
         url.rstrip("/") + "/admin/config", headers={"X-API-Key": api_key or ""}

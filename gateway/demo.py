@@ -13,8 +13,9 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gateway.cli import serve
-from gateway.config import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.load import load_config
+from gateway.http.server import serve
 from simulators.stack import DEFAULT_PORTS, make_secrets, start_stack
 
 

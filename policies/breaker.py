@@ -28,12 +28,11 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import pybreaker
-
-from gateway.config import BreakerSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,13 @@ _NAMES = {
 }
 
 StateListener = Callable[[str, str, str], None]  # breaker name, old state, new state
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    failure_threshold: int = 5
+    recovery_timeout_s: float = 30.0
+    half_open_probes: int = 1
 
 
 class BreakerOpen(Exception):

@@ -23,13 +23,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from gateway.config import CacheLimits, CacheSettings
-
 T = TypeVar("T")
 
 Status = Literal["HIT", "MISS", "STALE"]
 Freshness = Literal["fresh", "revalidate", "stale_if_error_only", "expired"]
 Fetch = Callable[[], Awaitable[tuple[T, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    ttl_s: float = 0.0
+    stale_while_revalidate_s: float = 0.0
+    stale_if_error_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLimits:
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

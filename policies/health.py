@@ -28,10 +28,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:  # the settings are only read; importing config at run time pulls in adapters
-    from gateway.config import HealthSettings
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    path: str | None = None
+    interval_s: float = 10.0
+    timeout_ms: int = 1000
+    unhealthy_after: int = 3
+    healthy_after: int = 2
+    enabled: bool = True
 
 
 def _plural(n: int, word: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from gateway.store import Store
+from policies.ports import Store
 
 RECORD_TTL_S = 24 * 3600
 

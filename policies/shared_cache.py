@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from policies.cache import Lookup, ResponseCache, freshness
 
 if TYPE_CHECKING:
-    from gateway.config import CacheSettings
-    from gateway.store import Store
+    from policies.cache import CacheSettings
+    from policies.ports import Store
 
-from gateway.store import StoreUnavailable
+from policies.ports import StoreUnavailable
 
 log = logging.getLogger("gateway.cache")
 T = TypeVar("T")

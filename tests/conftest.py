@@ -15,10 +15,11 @@ import redis.asyncio as aioredis
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
-from gateway.config import Config, parse_config
-from gateway.context import GATEWAY
-from gateway.runtime import Gateway
+from gateway.config.load import parse_config
+from gateway.config.model import Config
+from gateway.http.app import create_app
+from gateway.http.context import GATEWAY
+from gateway.runtime.gateway import Gateway
 from simulators.stack import DemoSecrets, Stack, make_secrets, start_stack
 
 ALL_SIMULATORS = {"hub88": 0, "slotegrator": 0, "stripe": 0, "adyen": 0}
@@ -176,5 +177,3 @@ async def redis_prefix() -> AsyncIterator[str]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
-
-

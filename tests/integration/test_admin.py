@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.runtime import Gateway
+from gateway.runtime.gateway import Gateway
 from simulators.stack import Stack
 from tests.conftest import GatewayUnderTest, MakeGateway, base_config, build_config, merge
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway import payment_ids
-from gateway.errors import CODES, TYPE_BASE
+from gateway.payments import ids as payment_ids
+from gateway.problems import CODES, TYPE_BASE
 from tests.conftest import GatewayUnderTest, MakeGateway
 
 PROBLEM = "application/problem+json"

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from aiohttp import ClientResponse, web
 
-from gateway import cors
-from gateway.context import GATEWAY
-from gateway.runtime import Gateway
+from gateway.http import cors
+from gateway.http.context import GATEWAY
+from gateway.runtime.gateway import Gateway
 from simulators.stack import Stack
 from tests.conftest import GatewayUnderTest, MakeGateway, base_config, build_config, merge
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from gateway.config import ConfigError
+from gateway.config.errors import ConfigError
 from simulators.faults import SimulatorServer
 from simulators.stack import Stack
 from tests.conftest import base_config, build_config, merge

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jsonschema
 
-from gateway.validation import openapi_document
+from gateway.http.validation import openapi_document
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway
 

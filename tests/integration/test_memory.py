@@ -40,7 +40,7 @@ def test_a_million_distinct_keys_keep_rss_flat_at_the_cap():
     script = textwrap.dedent(
         """
         import asyncio, sys
-        from gateway.config import CacheLimits, CacheSettings
+        from policies.cache import CacheLimits, CacheSettings
         from policies.cache import ResponseCache
 
         def rss():

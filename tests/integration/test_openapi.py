@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from gateway import api
-from gateway.errors import CODES, TYPE_BASE
-from gateway.validation import openapi_document
+from gateway.http import api
+from gateway.http.validation import openapi_document
+from gateway.problems import CODES, TYPE_BASE
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 
-from gateway.validation import openapi_document
+from gateway.http.validation import openapi_document
 from policies.idempotency import fingerprint
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway

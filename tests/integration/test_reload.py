@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.runtime import Gateway
+from gateway.runtime.gateway import Gateway
 from simulators import hub88
 from simulators.faults import SimulatorServer
 from simulators.stack import Stack
@@ -198,7 +198,7 @@ async def test_sighup_style_reload_keeps_unchanged_provider_state(reloading: Rel
 async def test_log_lines_never_hold_secrets_or_card_numbers(
     make_gateway: MakeGateway, stack: Stack, capfd: pytest.CaptureFixture[str]
 ):
-    from gateway import logs
+    from gateway.obs import logs
 
     gw = await make_gateway()
     logs.configure("DEBUG")

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from adapters.base import UpstreamRequest
-from gateway.calls import AttemptFailed, call_provider
+from gateway.upstream.calls import AttemptFailed, call_provider
 from simulators.faults import Faults
 from tests.conftest import MakeGateway
 

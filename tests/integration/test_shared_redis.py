@@ -266,8 +266,8 @@ async def test_a_drain_on_one_process_takes_the_provider_out_on_the_other(
 
 
 async def test_redis_compare_and_set_and_delete(redis_prefix: str):
-    from gateway.config import StorageSettings
-    from gateway.redis_store import RedisLink, RedisStore
+    from gateway.config.model import StorageSettings
+    from gateway.state.redis_store import RedisLink, RedisStore
 
     link = RedisLink(StorageSettings(backend="redis", url=REDIS_URL, key_prefix=redis_prefix))
     store = RedisStore(link)

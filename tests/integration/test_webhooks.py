@@ -23,13 +23,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import create_app
-from gateway.context import GATEWAY
-from gateway.event_delivery import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
-from gateway.events import HUB, EventHub
-from gateway.payments import load_payment
-from gateway.runtime import Gateway
-from gateway.webhooks import gateway_event_id, next_status
+from gateway.events.delivery import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from gateway.events.hub import HUB, EventHub
+from gateway.http.app import create_app
+from gateway.http.context import GATEWAY
+from gateway.payments.records import load_payment
+from gateway.payments.webhooks import gateway_event_id, next_status
+from gateway.runtime.gateway import Gateway
 from simulators import adyen as adyen_sim
 from simulators import stripe as stripe_sim
 from simulators.faults import SimulatorServer

@@ -1,0 +1,1 @@
+"""providers.yaml: the schema, loading and checks, the typed settings, diffs."""

@@ -1,0 +1,330 @@
+"""From a schema-valid document to typed settings: the checks a JSON Schema cannot make.
+
+Every problem is collected, each named by its key path, so one run of `check` shows them all.
+Secrets are resolved here (`*_env` from the environment, `*_file` from files) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import adapters
+from adapters.base import OPERATIONS, AdapterSpec
+from gateway.config.errors import ConfigError
+from gateway.config.events import EventSettings, parse_settings
+from gateway.config.model import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_TIMEOUT_MS,
+    ClientConfig,
+    Config,
+    CorsConfig,
+    ProviderConfig,
+    RouteConfig,
+    RouteRateLimit,
+    StorageSettings,
+)
+from gateway.config.redact import SECRET_SUFFIXES, redact
+from gateway.config.slugs import slugify
+from policies.breaker import BreakerSettings
+from policies.cache import CacheLimits, CacheSettings
+from policies.health import HealthSettings
+from policies.ratelimit import parse_rate
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Builder:
+    """Semantic checks past the JSON Schema, collecting every problem instead of the first."""
+
+    def __init__(self, doc: dict[str, Any], env: Mapping[str, str], base_dir: Path) -> None:
+        self.doc = doc
+        self.env = env
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+        self.secret_values: list[str] = []
+
+    def fail(self, path: str, problem: str) -> None:
+        self.problems.append(f"{path}: {problem}")
+
+    def build(self, source: str, digest: str) -> Config:
+        doc = self.doc
+        defaults = doc.get("defaults", {})
+        providers = {
+            name: p
+            for name, spec in doc["providers"].items()
+            if (p := self.provider(name, spec, defaults)) is not None
+        }
+        routes = {op: self.route(op, spec, providers) for op, spec in doc["routes"].items()}
+        listen = doc.get("listen", {})
+        secret = None
+        if "payment_id_secret_env" in doc:
+            value = self.secret_from_env("payment_id_secret_env", doc["payment_id_secret_env"])
+            secret = value.encode() if value else None
+        return Config(
+            providers=providers,
+            routes=routes,
+            listen_host=listen.get("host", "127.0.0.1"),
+            listen_port=listen.get("port", 8080),
+            max_body_bytes=doc.get("max_body_bytes", DEFAULT_MAX_BODY),
+            log_level=str(doc.get("log_level", "INFO")).upper(),
+            studio_aliases=self.aliases(doc.get("studio_aliases", {})),
+            payment_id_secret=secret,
+            payment_retries=defaults.get("payment_retries", 1),
+            clients=self.clients(doc.get("clients", [])),
+            cors=self.cors(doc.get("cors")),
+            cache_limits=CacheLimits(**doc.get("cache", {})),
+            storage=self.storage(doc.get("storage", {})),
+            events=doc.get("events", {}),
+            event_settings=self.event_settings(doc.get("events", {})),
+            source=source,
+            hash=digest,
+            redacted=redact(doc),
+            secret_values=tuple(self.secret_values),
+        )
+
+    # -- providers
+
+    def provider(
+        self, name: str, spec: dict[str, Any], defaults: dict[str, Any]
+    ) -> ProviderConfig | None:
+        path = f"providers.{name}"
+        try:
+            module = adapters.load(spec["adapter"])
+        except adapters.UnknownAdapter as exc:
+            self.fail(f"{path}.adapter", str(exc))
+            return None
+        adapter_spec: AdapterSpec = module.SPEC
+        url_problem = check_base_url(spec["base_url"])
+        if url_problem:
+            self.fail(f"{path}.base_url", url_problem)
+        credentials = self.credentials(path, spec.get("credentials", {}), adapter_spec)
+        if credentials is None or url_problem:
+            return None
+        try:
+            adapter = module.create(name, credentials)
+        except (ValueError, TypeError) as exc:
+            self.fail(f"{path}.credentials", str(exc))
+            return None
+        if "rate_limit" in spec:
+            self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
+        breaker = BreakerSettings(**{**defaults.get("breaker", {}), **spec.get("breaker", {})})
+        health = HealthSettings(**{**defaults.get("health", {}), **spec.get("health", {})})
+        settings = {
+            "adapter": spec["adapter"],
+            "base_url": spec["base_url"].rstrip("/"),
+            "timeout_ms": spec.get("timeout_ms", defaults.get("timeout_ms", DEFAULT_TIMEOUT_MS)),
+            "rate_limit": spec.get("rate_limit"),
+            "max_connections": spec.get("max_connections", 100),
+        }
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [settings, repr(breaker), repr(health), sorted(map(str, credentials.items()))],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        return ProviderConfig(
+            name=name,
+            adapter_name=settings["adapter"],
+            kind=adapter_spec.kind,
+            base_url=settings["base_url"],
+            timeout_ms=settings["timeout_ms"],
+            rate_limit=settings["rate_limit"],
+            breaker=breaker,
+            health=health,
+            max_connections=settings["max_connections"],
+            adapter=adapter,
+            fingerprint=fingerprint,
+        )
+
+    def credentials(
+        self, path: str, given: dict[str, Any], spec: AdapterSpec
+    ) -> dict[str, Any] | None:
+        resolved: dict[str, Any] = {}
+        ok = True
+        known = set(spec.credentials) | set(spec.optional)
+        for key, value in given.items():
+            kpath = f"{path}.credentials.{key}"
+            base, suffix = split_secret_key(key)
+            if base not in known:
+                self.fail(
+                    kpath, f"unknown credential for adapter (expected one of {sorted(known)})"
+                )
+                ok = False
+                continue
+            if suffix is None and base in spec.secrets:
+                self.fail(kpath, f"'{base}' is a secret: give it as {base}_env or {base}_file")
+                ok = False
+                continue
+            if suffix == "_env":
+                secret = self.secret_from_env(kpath, value)
+            elif suffix == "_file":
+                secret = self.secret_from_file(kpath, value)
+            else:
+                resolved[base] = value
+                continue
+            if secret is None:
+                ok = False
+            else:
+                resolved[base] = secret
+        for required in spec.credentials:
+            if required not in resolved and ok:
+                hint = f"{required}_env" if required in spec.secrets else required
+                self.fail(f"{path}.credentials", f"missing '{hint}'")
+                ok = False
+        return resolved if ok else None
+
+    def secret_from_env(self, path: str, name: Any) -> str | None:
+        # Not echoed when it is no variable name: it may be the secret itself, pasted here.
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            self.fail(path, "must name an environment variable (letters, digits, _)")
+            return None
+        value = self.env.get(name)
+        if not value:
+            self.fail(path, f"environment variable '{name}' is not set")
+            return None
+        self.secret_values.append(value)
+        return value
+
+    def secret_from_file(self, path: str, name: Any) -> str | None:
+        if not isinstance(name, str) or not name:
+            self.fail(path, "must name a file")
+            return None
+        file = Path(name) if Path(name).is_absolute() else self.base_dir / name
+        try:
+            value = file.read_text().strip()
+        except OSError as exc:
+            self.fail(path, f"cannot read secret file '{name}': {exc.strerror or exc}")
+            return None
+        self.secret_values.append(value)
+        return value
+
+    # -- routes
+
+    def route(
+        self, op: str, spec: dict[str, Any], providers: dict[str, ProviderConfig]
+    ) -> RouteConfig:
+        names = tuple(spec["providers"])
+        for i, name in enumerate(names):
+            path = f"routes.{op}.providers[{i}]"
+            if name not in self.doc["providers"]:
+                self.fail(path, f"unknown provider '{name}'")
+            elif name in providers and providers[name].kind != OPERATIONS[op]:
+                self.fail(
+                    path,
+                    f"provider '{name}' uses the {providers[name].kind} adapter "
+                    f"'{providers[name].adapter_name}', which cannot serve {op}",
+                )
+        cache = CacheSettings(**spec["cache"]) if "cache" in spec else None
+        if cache is not None and op.startswith("payments.") and op != "payments.get":
+            self.fail(f"routes.{op}.cache", "payment creation is never cached")
+        if cache is not None and op == "payments.get":
+            longest = cache.ttl_s + max(cache.stale_while_revalidate_s, cache.stale_if_error_s)
+            if longest > 5:
+                self.fail(
+                    f"routes.{op}.cache",
+                    "payments.get may be served from cache 5 seconds at most "
+                    "(ttl_s plus the longer of the stale windows)",
+                )
+        limit = RouteRateLimit(**spec["rate_limit"]) if "rate_limit" in spec else None
+        if limit is not None:
+            self.check_rate(f"routes.{op}.rate_limit.limit", limit.limit)
+        return RouteConfig(op=op, providers=names, cache=cache, rate_limit=limit)
+
+    # -- the rest
+
+    def check_rate(self, path: str, text: str) -> None:
+        try:
+            parse_rate(text)
+        except ValueError as exc:
+            self.fail(path, str(exc))
+
+    def event_settings(self, given: dict[str, Any]) -> EventSettings | None:
+        try:
+            settings = parse_settings(given, self.env)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        secret = self.env.get(given.get("secret_env", ""), "")
+        if secret:
+            self.secret_values.append(secret)
+        return settings
+
+    def storage(self, given: dict[str, Any]) -> StorageSettings:
+        spec = dict(given)
+        if "url_env" in spec:  # a URL with a password is a secret like any other
+            spec["url"] = self.secret_from_env("storage.url_env", spec.pop("url_env"))
+        return StorageSettings(**spec)
+
+    def aliases(self, given: dict[str, str]) -> dict[str, str]:
+        return {slugify(k): slugify(v) for k, v in given.items()}
+
+    def clients(self, given: list[dict[str, Any]]) -> tuple[ClientConfig, ...]:
+        out: list[ClientConfig] = []
+        seen_ids: set[str] = set()
+        seen_keys: set[bytes] = set()
+        for i, spec in enumerate(given):
+            path = f"clients[{i}]"
+            if spec["id"] in seen_ids:
+                self.fail(f"{path}.id", f"duplicate client id '{spec['id']}'")
+            seen_ids.add(spec["id"])
+            if "key_sha256" in spec:
+                digest = bytes.fromhex(spec["key_sha256"])
+            else:
+                key = (
+                    self.secret_from_env(f"{path}.key_env", spec["key_env"])
+                    if "key_env" in spec
+                    else self.secret_from_file(f"{path}.key_file", spec["key_file"])
+                )
+                if key is None:
+                    continue
+                digest = hashlib.sha256(key.encode()).digest()
+            if "rate_limit" in spec:
+                self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
+            if digest in seen_keys:
+                self.fail(path, "two clients share one key")
+            seen_keys.add(digest)
+            out.append(
+                ClientConfig(
+                    id=spec["id"],
+                    key_digest=digest,
+                    roles=frozenset(spec.get("roles", ["client"])),
+                    rate_limit=spec.get("rate_limit"),
+                )
+            )
+        return tuple(out)
+
+    def cors(self, given: dict[str, Any] | None) -> CorsConfig | None:
+        if given is None:
+            return None
+        spec: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
+        }
+        return CorsConfig(**spec)
+
+
+def split_secret_key(key: str) -> tuple[str, str | None]:
+    for suffix in SECRET_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], suffix
+    return key, None
+
+
+def check_base_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"'{url}' is not an http(s) URL"
+    if not parts.hostname:
+        return f"'{url}' has no host"
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return f"'{url}' has a bad port"
+    if parts.query or parts.fragment:
+        return f"'{url}' must not carry a query or fragment"
+    return None

@@ -1,0 +1,1 @@
+"""Payment events: the hub, delivery to the casino backend, the stream buffer."""

@@ -1,0 +1,1 @@
+"""Game flows: the merged catalog and launching."""

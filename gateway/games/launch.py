@@ -1,0 +1,87 @@
+"""Launching a game: one call to an aggregator that offers it, failing over between offers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import LaunchRequest, LaunchResult
+from gateway.games.catalog import find_game
+from gateway.problems import ApiError
+from gateway.upstream.calls import AttemptFailed, call_provider
+from gateway.upstream.selection import no_provider
+from policies.failover import read_may_fail_over
+
+if TYPE_CHECKING:
+    from gateway.runtime.gateway import Gateway, Runtime
+
+
+async def launch(
+    gw: Gateway, rt: Runtime, game_id: str, body: dict[str, Any], ip: str | None
+) -> tuple[LaunchResult, str]:
+    game, _ = await find_game(gw, rt, "games.launch", game_id)
+    if body["mode"] == "demo" and not game.demo:
+        raise ApiError("invalid_request", f"game '{game_id}' has no demo mode")
+    offers = {o.provider: o.provider_game_id for o in game.offers}
+    selection = gw.selection(rt, "games.launch", offers)
+    if not selection.candidates:
+        raise no_provider("games.launch", selection)
+    failures: list[AttemptFailed] = []
+    delivered = 0
+    for i, name in enumerate(selection.candidates):
+        state = rt.providers[name]
+        request = LaunchRequest(
+            provider_game_id=offers[name],
+            player_id=body.get("player_id"),
+            currency=body.get("currency"),
+            mode=body["mode"],
+            language=body.get("language"),
+            platform=body.get("platform", "desktop"),
+            country=body.get("country"),
+            return_url=body.get("return_url"),
+            session_token=body.get("session_token"),
+            ip=ip,
+        )
+        try:
+            result = await call_provider(
+                gw,
+                state,
+                "games.launch",
+                state.adapter.launch_request(request),
+                state.adapter.parse_launch,
+            )
+            return result, name
+        except AttemptFailed as failed:
+            failures.append(failed)
+            delivered += 0 if failed.skipped else 1
+            if i + 1 < len(selection.candidates) and (
+                failed.skipped or read_may_fail_over(delivered - 1)
+            ):
+                gw.metrics.failovers.labels("games.launch", name, selection.candidates[i + 1]).inc()
+                continue
+            break
+    raise _launch_error(failures)
+
+
+def _launch_error(failures: list[AttemptFailed]) -> ApiError:
+    last = failures[-1]
+    if all(f.skipped for f in failures):
+        retry = max(1, round(min((f.retry_after_s or 1) for f in failures)))
+        return ApiError(
+            "no_provider_available",
+            "every provider offering the game is unavailable",
+            headers={"Retry-After": str(retry)},
+            extra={"retry_after_s": retry},
+        )
+    if last.outcome == "rejected":
+        return ApiError(
+            "provider_rejected",
+            f"{last.provider} refused the launch: {last.detail}",
+            provider=last.provider,
+            provider_code=last.provider_code,
+        )
+    return ApiError(
+        "provider_unavailable",
+        f"{last.provider} failed: {last.detail}",
+        provider=last.provider,
+        provider_code=last.provider_code,
+    )

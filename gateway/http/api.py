@@ -1,0 +1,215 @@
+"""Handlers of the unified API: parse and validate input, call a flow, render output.
+
+Handlers are thin: decisions live in `gateway.games`, `gateway.payments` and `policies/`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.games.catalog import catalog, find_game
+from gateway.games.launch import launch
+from gateway.games.merge import GameFilter, filter_games, page_of
+from gateway.http.context import CTX, GATEWAY, json_response
+from gateway.http.validation import openapi_document, validate_body
+from gateway.payments.create import create
+from gateway.payments.read import get
+from gateway.problems import ApiError
+from policies.shared_cache import JsonCodec
+
+JSON_CODEC = JsonCodec()
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_FILTERS = ("provider", "studio", "category", "platform", "q")
+_QUERY_KEYS = frozenset((*_FILTERS, "page", "page_size"))
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    # str.isdigit() also accepts "²" and 5000-digit numbers that int() refuses.
+    if not _DIGITS.fullmatch(raw) or not lo <= int(raw) <= hi:
+        raise ApiError("invalid_request", f"{name} must be an integer from {lo} to {hi}")
+    return int(raw)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body, within the configured size, or the matching problem."""
+    gw = request.app[GATEWAY]
+    limit = gw.runtime.config.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("payload_too_large", f"the body is over {limit} bytes")
+    if request.content_type != "application/json":
+        raise ApiError("unsupported_media_type", "send the body as application/json")
+    raw = bytearray()
+    while len(raw) <= limit:  # read() returns what has arrived so far, not the whole body
+        chunk = await request.content.read(limit + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > limit:
+        raise ApiError("payload_too_large", f"the body is over {limit} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError("invalid_request", "the body is not valid JSON") from None
+
+
+def _set_cache_header(request: web.Request, status: str | None) -> dict[str, str]:
+    if status is None:
+        return {}
+    ctx = request[CTX]
+    ctx["cache"] = status
+    request.app[GATEWAY].metrics.cache_result(ctx["route"], status)
+    return {"X-Cache": status}
+
+
+async def list_games(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = request[CTX]["runtime"]
+    unknown = set(request.query) - _QUERY_KEYS
+    if unknown:
+        raise ApiError(
+            "invalid_request", f"unknown query parameter(s): {', '.join(sorted(unknown))}"
+        )
+    page = _int_param(request, "page", 1, 1, 1_000_000)
+    page_size = _int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    flt = GameFilter(**{k: request.query.get(k) or None for k in _FILTERS})
+    view = await catalog(gw, rt, "games.list")
+    matched = filter_games(view.index.games, flt, rt.config.studio_aliases)
+    body = {
+        "data": [g.to_dict() for g in page_of(matched, page, page_size)],
+        "meta": {
+            "total": len(matched),
+            "page": page,
+            "page_size": page_size,
+            "partial": view.partial,
+            "providers": view.providers,
+        },
+    }
+    return json_response(body, headers=_set_cache_header(request, view.cache_status))
+
+
+async def get_game(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = request[CTX]["runtime"]
+    game_id = request.match_info["game_id"]
+    view = await catalog(gw, rt, "games.get")
+    body = view.index.game_json(game_id)
+    if body is None:
+        await find_game(gw, rt, "games.get", game_id)  # raises the right problem
+        raise ApiError("not_found", f"no game '{game_id}'")
+    headers = _set_cache_header(request, view.cache_status)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+async def launch_game(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = request[CTX]["runtime"]
+    body = validate_body("LaunchRequest", await read_json(request))
+    game_id = request.match_info["game_id"]
+    result, provider = await launch(gw, rt, game_id, body, request.remote)
+    request[CTX]["provider"] = provider
+    return json_response({"launch_url": result.url, "provider": provider, "game_id": game_id})
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    ctx = request[CTX]
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        raise ApiError("idempotency_key_required", "send an Idempotency-Key header")
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
+    body = validate_body("PaymentRequest", await read_json(request))
+    status, payment, replayed = await create(
+        gw, ctx["runtime"], ctx["client_id"], key, body
+    )
+    ctx["provider"] = payment["provider"]
+    ctx["failover"] = len({a["provider"] for a in payment["attempts"]}) > 1
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return json_response(payment, status=status, headers=headers)
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = request[CTX]["runtime"]
+    payment_id = request.match_info["payment_id"]
+    route = rt.config.routes.get("payments.get")
+    if route is not None and route.cache is not None and route.cache.ttl_s > 0:
+
+        async def fetch() -> tuple[dict[str, Any], int]:
+            return await get(gw, rt, payment_id), 1024
+
+        lookup = await gw.cache.get_or_fetch(
+            f"payment:{payment_id}", route.cache, fetch, JSON_CODEC
+        )
+        payment = lookup.value
+        headers = _set_cache_header(request, lookup.status)
+    else:
+        payment, headers = await get(gw, rt, payment_id), {}
+    request[CTX]["provider"] = payment["provider"]
+    return json_response(payment, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = gw.runtime
+    routes: dict[str, Any] = {}
+    ready = True
+    for op in rt.config.routes:
+        selection = gw.selection(rt, op)
+        routes[op] = {
+            "usable": list(selection.candidates),
+            "skipped": {name: why for name, why in selection.skipped},
+        }
+        ready = ready and bool(selection.candidates)
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "config_hash": rt.config.hash,
+        "routes": routes,
+        "storage": gw.storage_status(),
+    }
+    return json_response(body, status=200 if ready else 503)
+
+
+async def provider_status(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    rt = request[CTX]["runtime"]
+    return json_response(
+        {
+            "providers": {
+                name: {**state.status(), "cooldown_s": round(gw.cooldowns.blocked_for(name), 3)}
+                for name, state in rt.providers.items()
+            }
+        }
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    """Each route is named by its operation: middlewares apply that route's policies."""
+    app.router.add_get("/v1/games", list_games, name="games.list")
+    app.router.add_get("/v1/games/{game_id}", get_game, name="games.get")
+    app.router.add_post("/v1/games/{game_id}/launch", launch_game, name="games.launch")
+    app.router.add_post("/v1/payments", create_payment, name="payments.create")
+    app.router.add_get("/v1/payments/{payment_id}", get_payment, name="payments.get")
+    app.router.add_get("/v1/providers/status", provider_status, name="providers.status")
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/openapi.json", openapi, name="openapi")

@@ -1,0 +1,66 @@
+"""Build the aiohttp application: routes, the middleware, and the gateway's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.config.model import Config
+from gateway.http import admin, api, cors, events_stream, webhooks
+from gateway.http.context import GATEWAY
+from gateway.http.middleware import context_middleware
+from gateway.runtime.gateway import Gateway
+from gateway.runtime.health_checker import HealthChecker
+from gateway.runtime.reload import ConfigWatcher
+from gateway.upstream import transport
+
+log = logging.getLogger("gateway")
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return web.Response(
+        body=gw.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+def create_app(
+    config: Config, *, gateway: Gateway | None = None, config_path: str | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[context_middleware])
+    gw = gateway or Gateway(config)
+    gw.config_path = config_path
+    app[GATEWAY] = gw
+    api.add_routes(app)
+    app.router.add_get("/metrics", metrics_handler, name="metrics")
+    admin.add_routes(app)
+    webhooks.add_routes(app)
+    events_stream.setup(app)
+    cors.setup(app)  # last: it wraps every route registered above
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    gw.session = transport.make_session()
+    await gw.start()
+    checker = HealthChecker(gw)
+    checker.start()
+    gw.health_checker = checker
+    watcher = None
+    if gw.config_path:
+        watcher = ConfigWatcher(gw, gw.config_path, gw.reload_interval_s)
+        watcher.start()
+    gw.watcher = watcher
+    try:
+        yield
+    finally:
+        if watcher is not None:
+            await watcher.stop()
+        await checker.stop()
+        await gw.close()
+        await gw.session.close()

@@ -1,0 +1,168 @@
+"""GET /v1/events: payment events live to frontends as Server-Sent Events.
+
+Query: `player_id` and/or `payment_id` (at least one; both must match when both are given).
+Authenticated like every client route (X-API-Key when `clients` are configured).
+
+The stream::
+
+    retry: 3000                          reconnect delay for the client, sent first
+
+    id: 1764261149123456                 the event's sequence number
+    data: {"event_id": "evt_...", "type": "payment.succeeded", "payment_id": ..., ...}
+
+    : ping                               a heartbeat comment every `heartbeat_s`
+
+Resuming: a reconnecting EventSource sends `Last-Event-ID` (or pass `last_event_id` in the
+query); the stream first replays the matching events after that id from a bounded
+in-memory buffer. When the buffer cannot prove nothing was missed (the id was evicted,
+comes from before a restart or from another replica), an ``event: gap`` comes first and
+the frontend should re-read its payments with GET /v1/payments/{id}.
+
+Sequence ids start at the process start time in microseconds and grow by one per event,
+so they keep increasing across restarts and fit a JavaScript number.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from gateway.config.errors import ConfigError
+from gateway.config.events import parse_settings
+from gateway.events.hub import HUB, EventHub
+from gateway.events.stream_log import EventLog, Filter, StreamClosed, Subscriber
+from gateway.http.context import CTX, GATEWAY
+from gateway.problems import ApiError
+from gateway.upstream import transport
+
+log = logging.getLogger("gateway.events")
+
+_QUERY_KEYS = frozenset({"player_id", "payment_id", "last_event_id"})
+_ID_VALUE = re.compile(r"^[\x21-\x7e]{1,128}$")
+_SEQ = re.compile(r"^[0-9]{1,19}$")
+# How often a quiet stream checks that its client is still there: a disconnect is noticed
+# within this time even when heartbeats are rare (aiohttp does not cancel the handler).
+_LIVENESS_S = 1.0
+
+
+# ---- the handler ---------------------------------------------------------------------------
+
+
+def _filter(request: web.Request) -> Filter:
+    unknown = set(request.query) - _QUERY_KEYS
+    if unknown:
+        raise ApiError(
+            "invalid_request", f"unknown query parameter(s): {', '.join(sorted(unknown))}"
+        )
+    values: dict[str, str | None] = {}
+    for name in ("player_id", "payment_id"):
+        value = request.query.get(name)
+        if value is not None and not _ID_VALUE.match(value):
+            raise ApiError("invalid_request", f"{name} must be 1-128 printable characters")
+        values[name] = value
+    if not any(values.values()):
+        # Without a filter one stream would carry every player's payments.
+        raise ApiError("invalid_request", "give player_id or payment_id to filter the events")
+    return Filter(**values)
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    # The header is what EventSource sends on reconnect, so it is newer than the query.
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    if not _SEQ.match(raw.strip()):
+        raise ApiError("invalid_request", "Last-Event-ID must be an event id from this stream")
+    return int(raw.strip())
+
+
+async def stream(request: web.Request, log: EventLog) -> web.StreamResponse:
+    flt = _filter(request)
+    last_id = _last_event_id(request)
+    settings = log.settings
+    # Headers go out with prepare(): what the middlewares would add afterwards never
+    # reaches the client, so the request id is set here.
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: pass events through as they come
+            "X-Request-ID": request[CTX]["request_id"],
+        }
+    )
+    subscriber, gap = log.subscribe(flt, last_id)
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: %d\n\n" % settings.retry_ms)
+        if gap:
+            notice = {"last_event_id": str(last_id), "detail": "events may have been missed"}
+            await response.write(b"event: gap\ndata: %s\n\n" % orjson.dumps(notice))
+        await _pump(request, response, subscriber, settings.heartbeat_s)
+    except (ConnectionResetError, StreamClosed):
+        pass  # the client left, or the stream was ended (shutdown, too slow)
+    finally:
+        log.unsubscribe(subscriber)
+    return response
+
+
+async def _pump(
+    request: web.Request, response: web.StreamResponse, subscriber: Subscriber, heartbeat_s: float
+) -> None:
+    next_ping = time.monotonic() + heartbeat_s
+    while True:
+        wait = max(0.0, min(_LIVENESS_S, next_ping - time.monotonic()))
+        entry = await subscriber.next(wait)
+        if entry is not None:
+            await response.write(entry.frame)
+            continue
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        if time.monotonic() >= next_ping:
+            await response.write(b": ping\n\n")
+            next_ping = time.monotonic() + heartbeat_s
+
+
+async def stream_handler(request: web.Request) -> web.StreamResponse:
+    return await stream(request, request.app[HUB].log)
+
+
+def setup(app: web.Application) -> None:
+    """Register GET /v1/events and the delivery worker."""
+    gw = app[GATEWAY]
+    try:
+        config = gw.runtime.config
+        settings = config.event_settings or parse_settings(config.events, os.environ)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, gw.runtime.config.source) from None
+    app[HUB] = EventHub(gw, settings)
+    app.router.add_get("/v1/events", stream_handler, name="events.stream")
+    app.cleanup_ctx.append(_delivery)
+    app.on_shutdown.append(_end_streams)
+
+
+async def _delivery(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
+    # Registered before the gateway's own lifecycle, whose session opens later and closes
+    # first: the worker keeps a session of its own for the whole of its life.
+    hub.session = transport.make_session(per_host=hub.settings.retry.concurrency * 2)
+    try:
+        yield
+    finally:
+        pending = hub.queue.pending
+        await hub.queue.stop()
+        if pending:
+            log.warning("stopped with undelivered events", extra={"pending": pending})
+        await hub.session.close()
+        hub.session = None
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Open streams would otherwise hold the shutdown until its timeout.
+    app[HUB].log.close_all("shutdown")

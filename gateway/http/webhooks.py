@@ -1,0 +1,84 @@
+"""POST /v1/webhooks/{provider}: read and verify a provider's webhook, then apply its events.
+
+What is applied and how is `gateway.payments.webhooks`; this is the HTTP side of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from adapters.base import PaymentEvent, WebhookRejected
+from gateway.events.hub import HUB
+from gateway.http.context import CTX, GATEWAY
+from gateway.payments.webhooks import Locks, handle_event
+from gateway.problems import ApiError
+from policies.ports import StoreUnavailable
+
+log = logging.getLogger("gateway.webhooks")
+
+MAX_BODY_BYTES = 1024 * 1024
+LOCKS: web.AppKey[Locks] = web.AppKey("webhook_locks", weakref.WeakValueDictionary)
+
+
+async def receive(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    ctx = request[CTX]
+    name = request.match_info["provider"]
+    state = ctx["runtime"].providers.get(name)
+    verify = getattr(state.adapter, "verify_webhook", None) if state is not None else None
+    if state is None or verify is None:
+        raise ApiError("not_found", f"no webhook endpoint for '{name}'")
+    ctx["provider"] = name
+    body = await _read_body(request)
+    try:
+        verified: list[PaymentEvent] = verify(request.headers, body, time.time())
+    except WebhookRejected as exc:
+        log.warning(
+            "webhook rejected",
+            extra={"provider": name, "reason": str(exc), "request_id": ctx["request_id"]},
+        )
+        raise ApiError("unauthorized", "the webhook signature does not verify") from None
+    hub = request.app.get(HUB)
+    publish = hub.publish if hub is not None else _nobody
+    try:
+        for event in verified:
+            await handle_event(gw, name, event, locks=request.app[LOCKS], publish=publish)
+    except StoreUnavailable as exc:
+        log.error("webhook not applied: store unreachable", extra={"error": str(exc)})
+        raise ApiError(
+            "unavailable",
+            "the gateway cannot record the event now; deliver it again",
+            headers={"Retry-After": "5"},
+        ) from None
+    status, content_type, ack = state.adapter.webhook_ack()
+    return web.Response(status=status, body=ack, content_type=content_type)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError("payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    # Read to the end: one read() may return only the part that has arrived so far.
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError("payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _nobody(event: Mapping[str, Any], player_id: str | None) -> None:
+    """No event hub (an app built without one): nothing to announce to."""
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the webhook route."""
+    app[LOCKS] = weakref.WeakValueDictionary()
+    app.router.add_post("/v1/webhooks/{provider}", receive, name="webhooks.receive")

@@ -1,0 +1,1 @@
+"""Payment flows: create, read back, payment ids, records, provider webhooks."""

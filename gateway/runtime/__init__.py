@@ -1,0 +1,1 @@
+"""The running gateway: the immutable Runtime, what outlives it, reload, background loops."""

@@ -1,0 +1,1 @@
+"""Calling providers: transport, one attempt with its policies, provider state, selection."""
