@@ -1,4 +1,4 @@
-"""One module a provider API. Adding a provider is one new module here plus config.
+"""One module (or package) a provider API. Adding a provider is one new module here plus config.
 
 A module is an adapter when it defines `SPEC` (an `AdapterSpec`) and `create(name, credentials)`.
 """
@@ -10,7 +10,7 @@ import re
 from types import ModuleType
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_NOT_ADAPTERS = {"base"}
+_NOT_ADAPTERS = {"base", "money"}
 
 
 class UnknownAdapter(LookupError):
