@@ -13,7 +13,7 @@ Exception hierarchy::
      +-- WebhookRejected        an incoming webhook failed verification (issue: webhooks)
 
 Transport failures (refused, timeout, reset) are not the adapter's concern:
-`gateway.upstream` reports them.
+`gateway.upstream.transport` reports them.
 """
 
 from __future__ import annotations

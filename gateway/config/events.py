@@ -1,9 +1,6 @@
 """The `events` block of providers.yaml: delivery to the casino backend and the event streams.
 
-`gateway.webhooks` turns a verified provider webhook into a normalized event and calls
-`publish`; the hub appends it to the stream buffer (`gateway.sse`) and, when
-`events.webhook_url` is configured, queues it for the backend (`gateway.event_delivery`,
-whose docstring is the backend's contract).
+What the hub does with these settings is `gateway.events.hub`.
 
 Config (`events` in providers.yaml; every key optional, the two first go together)::
 

@@ -2,9 +2,9 @@
 
 Keys are the config's `clients`, like frontend keys, but what a key may do here comes from
 its roles: `viewer` reads, `operator` also acts (drain, enable, reload, flush), `admin` may do
-everything. The policy step (`gateway.app.apply_policies`) skips routes named "admin*", so
-authentication is done here, with the same constant-time key lookup. A gateway without
-clients has no admin key, so its admin API refuses every request.
+everything. The policy step (`gateway.http.middleware.apply_policies`) skips routes named
+"admin*", so authentication is done here, with the same constant-time key lookup. A gateway
+without clients has no admin key, so its admin API refuses every request.
 
 Every action is written to the "gateway.audit" log at info, naming the client behind it;
 reads are logged there at debug, and refused attempts at warning.
@@ -31,7 +31,8 @@ audit = logging.getLogger("gateway.audit")
 # Each role includes the ones below it. `client` (a frontend key) is not on the ladder.
 ROLE_LEVELS = {"viewer": 1, "operator": 2, "admin": 3}
 
-# Cache key prefixes, as gateway.games (catalogs) and gateway.api (payments.get) build keys.
+# Cache key prefixes, as gateway.games.catalog (catalogs) and gateway.http.api (payments.get)
+# build keys.
 # A provider's catalog is one entry whatever games route reads it, so flushing one games
 # route flushes its providers' catalogs for the other games routes too.
 CATALOG_PREFIX = "catalog:{provider}:"

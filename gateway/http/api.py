@@ -1,6 +1,6 @@
 """Handlers of the unified API: parse and validate input, call a flow, render output.
 
-Handlers are thin: decisions live in `gateway.games`, `gateway.payments` and `policies/`.
+Handlers are thin: decisions live in `gateway/games/`, `gateway/payments/` and `policies/`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The gateway's state: an immutable `Runtime` swapped whole on reload, and what outlives it.
 
-A request reads `gateway.runtime` once at its start and uses that object to its end, so a
-reload never changes the config under a request in flight.
+A request reads the `Gateway.runtime` attribute once at its start and uses that object to its
+end, so a reload never changes the config under a request in flight.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ async def test_preflight_needs_no_api_key_but_the_actual_request_does(
     answer = await preflight(gw, FRONTEND)
     assert answer.status == 200, (
         "the policy step must let CORS preflights through unauthenticated "
-        "(gateway.cors.is_preflight)"
+        "(gateway.http.cors.is_preflight)"
     )
     denied = await gw.client.post(
         "/v1/payments", json=DEPOSIT, headers={"Origin": FRONTEND, "Idempotency-Key": "k1"}
