@@ -1,0 +1,48 @@
+"""Throwaway secrets for one run: the gateway's keys (an RSA key for Hub88 made for the run)
+and the payment id row E reads, minted for the fixture intent `pi_bench`."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass, field
+
+from paths import ROOT
+
+
+@dataclass
+class Secrets:
+    hub88_private_pem: str
+    slotegrator_key: str = field(default_factory=lambda: secrets.token_hex(20))
+    stripe_secret_key: str = field(default_factory=lambda: "sk_test_" + secrets.token_hex(16))
+    api_key: str = field(default_factory=lambda: "bench_" + secrets.token_hex(16))
+    payment_id_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "BENCH_HUB88_PRIVATE_KEY": self.hub88_private_pem,
+            "BENCH_SLOTEGRATOR_KEY": self.slotegrator_key,
+            "BENCH_STRIPE_SECRET_KEY": self.stripe_secret_key,
+            "BENCH_API_KEY": self.api_key,
+            "BENCH_PAYMENT_ID_SECRET": self.payment_id_secret,
+        }
+
+
+def make_secrets_and_payment_id() -> tuple[Secrets, str]:
+    # Imported here: the project's packages are found from the repository root, which is
+    # not on sys.path when bench/run.py runs as a script.
+    sys.path.insert(0, str(ROOT))
+    from gateway.payments.ids import PaymentRef, encode
+    from simulators.hub88 import generate_operator_keypair
+
+    private_pem, _ = generate_operator_keypair()
+    keys = Secrets(hub88_private_pem=private_pem)
+    ref = PaymentRef(
+        provider="stripe",
+        reference="gw_bench",
+        provider_reference="pi_bench",
+        amount=2500,
+        currency="EUR",
+        created_at=1_764_000_000,
+    )
+    return keys, encode(ref, keys.payment_id_secret.encode())

@@ -1,0 +1,176 @@
+"""What a run produces: the result document (rows, the ratios against their targets, the
+added p99, the settings), its Markdown table, and the files written to the results folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from measure import Row
+from settings import Settings
+
+TARGETS: dict[str, tuple[str, str, float]] = {
+    # ratio: (numerator row, denominator row, minimum)
+    "D/C": ("D", "C", 2.0),
+    "E/C": ("E", "C", 0.85),
+    "D/B": ("D", "B", 0.25),
+}
+ADDED_P99_TARGET_MS = 2.0
+
+
+def report(
+    settings: Settings, machine: dict[str, Any], rows: list[Row], paced: dict[str, Any]
+) -> dict[str, Any]:
+    by_id = {r.row: r for r in rows}
+    ratios = []
+    for name, (top, bottom, minimum) in TARGETS.items():
+        a, b = by_id[top].requests_per_s, by_id[bottom].requests_per_s
+        value = round(a / b, 3) if a and b else None
+        ratios.append(
+            {
+                "ratio": name,
+                "value": value,
+                "target": f">= {minimum:g}",
+                "minimum": minimum,
+                "pass": None if value is None else value >= minimum,
+            }
+        )
+    p99_a = (paced.get("A") or {}).get("p99_ms")
+    p99_e = (paced.get("E") or {}).get("p99_ms")
+    added = None if p99_a is None or p99_e is None else round(p99_e - p99_a, 3)
+    return {
+        "schema": 1,
+        "mode": settings.mode,
+        "machine": machine,
+        "settings": {
+            "load_generator": "wrk --latency",
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "connections": settings.connections,
+            "wrk_threads": settings.threads,
+            "nginx_workers": settings.nginx_workers,
+            "gateway_workers_F": settings.gateway_workers,
+            "paced_rate": settings.paced_rate,
+            "paced_duration_s": settings.paced_duration_s,
+            "paced_warmup_s": settings.paced_warmup_s,
+            "paced_connections": settings.paced_connections,
+            "max_other_load_cores": settings.max_other_load,
+            "retries": settings.retries,
+        },
+        "rows": [asdict(r) for r in rows],
+        "ratios": ratios,
+        "added_p99": {
+            "rate": settings.paced_rate,
+            "A": paced.get("A"),
+            "E": paced.get("E"),
+            "added_p99_ms": added,
+            "target": f"< {ADDED_P99_TARGET_MS:g} ms",
+            "pass": None if added is None else added < ADDED_P99_TARGET_MS,
+        },
+    }
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _mark(passed: bool | None) -> str:
+    return "n/a" if passed is None else "PASS" if passed else "MISS"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    m, s = result["machine"], result["settings"]
+    lines = [
+        f"# casino-gateway benchmark ({result['mode']} run, {m['date']})",
+        "",
+        f"Machine: {m['nproc']} cores ({m['cpu_model']}), Python {m['python']}, "
+        f"Linux {m['kernel']}; wrk {m['wrk']}, nginx {m['nginx']}, "
+        f"aiohttp {m['packages']['aiohttp']}, "
+        f"uvloop {m['packages']['uvloop'] or 'not installed'}. "
+        f"Load average before the run: {m['load_average_1m']}. "
+        f"Code: {(m['source']['commit'] or 'unknown')[:12]}"
+        f"{' with uncommitted changes' if m['source']['dirty'] else ''}.",
+        "",
+        f"Load: wrk --latency, {s['wrk_threads']} thread, {s['connections']} connections, "
+        f"{s['duration_s']} s per row after {s['warmup_s']} s of warm-up, all to 127.0.0.1. "
+        f"nginx: {s['nginx_workers']} worker process(es).",
+    ]
+    if result["mode"] == "smoke":
+        lines += ["", "Smoke run: it checks the harness; its numbers mean nothing."]
+    lines += [
+        "",
+        "| Row | What | Requests/s | p50 ms | p99 ms | Errors | Peak RSS MiB "
+        "| Server CPU (cores) | Other work (cores) | Runs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["rows"]:
+        if not r["available"]:
+            lines.append(f"| {r['row']} | {r['label']} | {r['note']} | | | | | | | |")
+            continue
+        errors = (r["non_2xx"] or 0) + (r["socket_errors"] or 0)
+        rss = _num(r["peak_rss_mib"], 1)
+        if r["processes"] and r["processes"] > 1:
+            rss += f" ({r['processes']} processes)"
+        lines.append(
+            f"| {r['row']} | {r['label']} | {_num(r['requests_per_s'], 0)} | "
+            f"{_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {errors} | {rss} | "
+            f"{_num(r['server_cpu_cores'])} | {_num(r['other_load_cores'])} | {r['attempts']} |"
+        )
+    lines += [
+        "",
+        "Other work: CPU that processes outside the benchmark used during the measurement "
+        f"(the machine may be shared). A measurement with over {s['max_other_load_cores']:g} "
+        f"cores of it is repeated, up to {s['retries']} times, and the least disturbed is kept "
+        "(Runs).",
+        "",
+        "| Ratio | Value | Target | |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for q in result["ratios"]:
+        lines.append(f"| {q['ratio']} | {_num(q['value'])} | {q['target']} | {_mark(q['pass'])} |")
+    p = result["added_p99"]
+    lines += [
+        "",
+        f"Added latency at a fixed {p['rate']:g} requests/s (bench/paced.py, "
+        f"{s['paced_connections']} connections, {s['paced_duration_s']:g} s):",
+        "",
+        "| Target | Achieved req/s | p50 ms | p90 ms | p99 ms | Errors | Other work (cores) "
+        "| Runs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("A", "E"):
+        q = p.get(name)
+        if q:
+            lines.append(
+                f"| {name} | {_num(q['achieved_rate'], 1)} | {_num(q['p50_ms'])} | "
+                f"{_num(q['p90_ms'])} | {_num(q['p99_ms'])} | {q['errors'] + q['non_2xx']} | "
+                f"{_num(q['other_load_cores'])} | {q['attempts']} |"
+            )
+    lines += [
+        "",
+        f"p99(E) - p99(A) = {_num(p['added_p99_ms'])} ms (target {p['target']}): "
+        f"{_mark(p['pass'])}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(out: Path, result: dict[str, Any], markdown: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = result["machine"]["date"].replace(":", "").replace("-", "")
+    data = json.dumps(result, indent=2) + "\n"
+    written = []
+    for name, text in (
+        ("latest.json", data),
+        ("latest.md", markdown),
+        (f"bench-{stamp}.json", data),
+        (f"bench-{stamp}.md", markdown),
+    ):
+        # Written beside and renamed: a reader never sees half a file.
+        tmp = out / f"{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
+        written.append(out / name)
+    return written
