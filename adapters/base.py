@@ -65,6 +65,8 @@ class ProviderError(Exception):
     `retry_same`: the outcome is unknown or transient; only the same provider, with the
     same idempotency key, may be asked again.
     `rejected`: a definite refusal of this request as it stands (a 4xx of the provider's).
+    `final`: with `failover_safe`, a refusal that took no money but that no other provider
+    should see either (a hard decline of the player's card): the client gets it.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class ProviderError(Exception):
         failover_safe: bool = False,
         rejected: bool = False,
         retry_after_s: float | None = None,
+        final: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -86,6 +89,7 @@ class ProviderError(Exception):
         self.failover_safe = failover_safe
         self.rejected = rejected
         self.retry_after_s = retry_after_s
+        self.final = final
 
 
 class WebhookRejected(Exception):
@@ -244,24 +248,43 @@ def json_error_text(body: bytes, limit: int = 200) -> str:
     return " ".join(text.split())
 
 
-def decode_json(body: bytes) -> Any:
+# A provider answer larger than this is not read as JSON (a catalog page of thousands of
+# games stays well under it); payment answers and webhooks pass a much smaller bound.
+MAX_JSON_BYTES = 32 * 1024 * 1024
+MAX_SMALL_JSON_BYTES = 1024 * 1024
+
+
+def decode_json(body: bytes, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Decode a provider's JSON with every non-integer number as Decimal, never float.
 
-    Raises ValueError on anything that is not JSON; the adapter decides what that means.
+    Bounded: a body over `max_bytes`, or nested deeper than orjson allows (1024 levels), is
+    refused like any other malformed body. Raises ValueError on anything that is not JSON;
+    the adapter decides what that means.
     """
     if not body:
         raise ValueError("empty body")
+    if len(body) > max_bytes:
+        raise ValueError(f"body of {len(body)} bytes is over {max_bytes}")
     try:
         value = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise ValueError("JSON nested too deeply") from None
         # What orjson refuses (integers past 64 bits, NaN) the standard parser may still read;
         # what neither reads raises ValueError from here.
-        return json.loads(body, parse_float=Decimal)
+        return _exact(body)
     # orjson is several times faster but reads decimals as floats: most provider answers
     # have none, and the few that do are read again the exact way.
     if _has_float(value):
-        return json.loads(body, parse_float=Decimal)
+        return _exact(body)
     return value
+
+
+def _exact(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _has_float(value: Any) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config
+from gateway.config.model import Config, ledger_problem
 from gateway.http.server import maybe_uvloop, serve
 from gateway.obs import logs
 
@@ -38,14 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.workers is not None
         else int(os.environ.get("GATEWAY_WORKERS", "1") or 1)
     )
-    if workers > 1 and config.storage.backend == "memory" and "payments.create" in config.routes:
-        # Each process would keep its own idempotency records: a double-click landing on two
-        # processes could be charged twice.
-        print(
-            "config error: --workers above 1 with a payments.create route needs "
-            "storage.backend: redis, so every process shares the idempotency records",
-            file=sys.stderr,
-        )
+    problem = ledger_start_problem(config, workers, dev=args.dev)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 1
     if workers > 1:
         from gateway.http.workers import supervise
@@ -58,6 +54,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             if value is not None:
                 passed += [flag, str(value)]
+        if args.dev:
+            passed.append("--dev")
+        # Migrated once here, before the workers race to it.
+        migrated = _migrate(config)
+        if migrated:
+            return migrated
         return supervise(passed, workers)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not args.reuse_port:
         # One process on a metrics volume that survived a restart: drop the old values.
@@ -66,16 +68,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepare_metrics_dir()
     logs.configure(config.log_level, fixed=args.log_level)
     maybe_uvloop()
-    asyncio.run(
-        serve(
-            config,
-            host=args.host,
-            port=args.port,
-            config_path=args.config,
-            reuse_port=args.reuse_port,
+    from gateway.ledger.database import LedgerTooNew, LedgerUnavailable
+
+    try:
+        asyncio.run(
+            serve(
+                config,
+                host=args.host,
+                port=args.port,
+                config_path=args.config,
+                reuse_port=args.reuse_port,
+                processes=max(1, args.processes or workers),
+            )
         )
-    )
+    except (LedgerUnavailable, LedgerTooNew) as exc:
+        print(f"ledger error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def ledger_start_problem(config: Config, workers: int, *, dev: bool) -> str | None:
+    if config.ledger.backend == "memory" and not (dev or config.ledger.accept_data_loss):
+        return (
+            "ledger.backend memory forgets every payment at restart: use sqlite (the default) "
+            "or postgres, or say ledger.accept_data_loss: true, or run with --dev"
+        )
+    return ledger_problem(config, config.ledger, workers)
+
+
+def _migrate(config: Config) -> int:
+    """Bring the ledger's schema up to date; 0, or 1 after printing why not."""
+    from gateway.ledger import schema
+    from gateway.ledger.database import LedgerTooNew, LedgerUnavailable
+    from gateway.ledger.ledger import open_database
+
+    db = open_database(config.ledger)
+    try:
+        applied = db.run_now(schema.migrate)
+    except (LedgerUnavailable, LedgerTooNew) as exc:
+        print(f"ledger error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close_now()
+    if applied:
+        print(f"ledger ({db.description}): applied migrations {applied}", file=sys.stderr)
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 1
+    from gateway.ledger import schema
+
+    code = _migrate(config)
+    if code == 0:
+        print(f"ledger schema is at version {schema.LATEST}")
+    return code
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -149,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serving processes on one port (default: $GATEWAY_WORKERS or 1)",
     )
+    run.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow ledger.backend memory (payments are forgotten at restart)",
+    )
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--processes", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config file")
@@ -159,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", default=None, help="viewer key for --against (default: $GATEWAY_ADMIN_KEY)"
     )
     check.set_defaults(func=cmd_check)
+
+    ledger = sub.add_parser("ledger", help="manage the ledger (where money state lives)")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    migrate = ledger_sub.add_parser("migrate", help="apply the ledger's schema migrations")
+    migrate.add_argument("--config", default=str(default_config_path()), help="providers.yaml")
+    migrate.set_defaults(func=cmd_ledger)
 
     demo = sub.add_parser("demo", help="start the simulators and the gateway with demo keys")
     demo.add_argument("--config", default=None, help="defaults to config/providers.yaml")

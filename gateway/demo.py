@@ -6,9 +6,12 @@ The only command that imports `simulators/`: a demo needs providers to talk to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import shlex
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -72,7 +75,14 @@ async def run_demo(path: Path, port: int | None = None, auto_complete_s: float =
         demo, simulator_ports(path), webhook_base_url=base, auto_complete_s=auto_complete_s
     )
     ready = asyncio.Event()
-    server = asyncio.create_task(serve(config, port=gw_port, config_path=str(path), ready=ready))
+    # A throwaway ledger: the demo's payments need not outlive it, nor litter the folder.
+    workdir = tempfile.TemporaryDirectory(prefix="casino-gateway-demo-")
+    ledger = dataclasses.replace(
+        config.ledger, backend="sqlite", path=str(Path(workdir.name) / "ledger.db")
+    )
+    server = asyncio.create_task(
+        serve(config, port=gw_port, config_path=str(path), ledger=ledger, ready=ready)
+    )
     try:
         await asyncio.wait(
             {server, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
@@ -96,4 +106,7 @@ async def run_demo(path: Path, port: int | None = None, auto_complete_s: float =
     finally:
         if not server.done():
             server.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
         await stack.close()
+        workdir.cleanup()

@@ -19,7 +19,7 @@ class Step(Enum):
     RETRY_SAME = "retry_same"
     FAILOVER = "failover"
     UNKNOWN = "unknown"  # stop: outcome unknown, the provider owns the payment
-    REJECT = "reject"  # stop: definite refusal that another provider must not see
+    REJECT = "reject"  # stop: a definite refusal that took no money and must not cascade
 
 
 def payment_step(
@@ -30,26 +30,29 @@ def payment_step(
     retry_same: bool,
     retries_left: int,
     owned: bool = False,
+    final: bool = False,
 ) -> Step:
     """The next step after one attempt at one provider.
 
-    `owned`: an earlier attempt at this same provider may already have taken the money.
-    From then on the payment belongs to that provider whatever the later attempts say: a
-    retry skipped by its breaker, refused by its quota or answered 429 proves nothing about
-    the first attempt, so it can end in UNKNOWN but never in FAILOVER or REJECT.
+    An attempt *may have acted* when it may have reached the provider and the answer does
+    not prove the provider refused before acting. From then on (`owned` for the attempts
+    after it) the payment belongs to that provider whatever later attempts say: a retry
+    skipped by its breaker, refused by its quota or answered 429 proves nothing about the
+    first attempt. Such a payment is retried on the same provider with the same key, or
+    reported unknown (202): it is never failed over and never answered with an error that
+    would free its key.
+
+    `final`: a definite refusal that took no money but that no other provider should see
+    (a hard decline); the client gets the refusal.
     """
     if succeeded:
         return Step.DONE
-    delivered_now = maybe_delivered and not failover_safe
-    if retry_same and (delivered_now or owned):
-        return Step.RETRY_SAME if retries_left > 0 else Step.UNKNOWN
-    if owned:
-        return Step.UNKNOWN
-    if not maybe_delivered or failover_safe:
-        return Step.FAILOVER
-    if retry_same:
-        return Step.RETRY_SAME if retries_left > 0 else Step.UNKNOWN
-    return Step.REJECT
+    may_have_acted = maybe_delivered and not failover_safe
+    if may_have_acted or owned:
+        return Step.RETRY_SAME if retry_same and retries_left > 0 else Step.UNKNOWN
+    if final:
+        return Step.REJECT
+    return Step.FAILOVER
 
 
 def read_may_fail_over(attempt: int, max_attempts: int = 2) -> bool:

@@ -13,6 +13,12 @@ Modes:
 - ``garbage`` answer 200 with an HTML page instead of JSON
 - ``truncated`` answer 200 with JSON cut in half
 - ``rate_limited`` answer 429 with ``Retry-After: <retry_after_s>``
+- ``deep_json`` answer 200 with JSON nested 100,000 levels deep
+- ``huge``    answer 200 with a valid JSON object of 2 MiB
+``hold_ms`` keeps a payment create inside the provider after it took its idempotency key,
+as a slow acquirer does: the request has arrived (it is counted) and a concurrent request
+with the same key is refused as the provider refuses it (Stripe 409 `idempotency_error`,
+Adyen 409 `704`).
 ``error_rate`` (0..1) turns that share of otherwise normal answers into ``error``;
 ``fail_next`` turns the next N into ``error``. A listening socket that refuses
 connections is `SimulatorServer.stop_listening()`.
@@ -28,7 +34,9 @@ from dataclasses import asdict, dataclass, fields
 
 from aiohttp import web
 
-MODES = ("ok", "error", "hang", "reset", "garbage", "truncated", "rate_limited")
+MODES = (
+    "ok", "error", "hang", "reset", "garbage", "truncated", "rate_limited", "deep_json", "huge"
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Faults:
     error_rate: float = 0.0
     fail_next: int = 0
     retry_after_s: int = 1
+    hold_ms: int = 0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -59,6 +68,9 @@ class Faults:
             return "error"
         return "ok"
 
+
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+_HUGE = b'{"padding": "' + b"x" * (2 * 1024 * 1024) + b'"}'
 
 FAULTS = web.AppKey("sim_faults", Faults)
 STATS: web.AppKey[Counter[str]] = web.AppKey("sim_stats", Counter)
@@ -98,6 +110,10 @@ def install(app: web.Application, error_response: ErrorResponse) -> None:
             return web.Response(
                 text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
             )
+        if mode == "deep_json":
+            return web.Response(body=_DEEP, content_type="application/json")
+        if mode == "huge":
+            return web.Response(body=_HUGE, content_type="application/json")
         return web.Response(body=b'{"items": [{"uuid": "abc", "na', content_type="application/json")
 
     async def set_faults(request: web.Request) -> web.Response:

@@ -41,6 +41,8 @@ def base_config(stack: Stack) -> dict[str, Any]:
     """A config for tests: short timeouts, no background health probes unless asked."""
     return {
         "version": 1,
+        # One process's memory: fast, and gone with the test (durability tests use files).
+        "ledger": {"backend": "memory"},
         "studio_aliases": {
             "pragmaticplay": "pragmatic-play",
             "evolution-gaming": "evolution",
@@ -177,3 +179,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# Fixtures shared by several modules; pytest finds them here.
+from tests.wired import make_wired  # noqa: E402,F401

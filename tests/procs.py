@@ -30,8 +30,10 @@ class GatewayProcess:
     """`python -m gateway run` in its own process, on its own port."""
 
     def __init__(self, config: dict[str, Any], env: dict[str, str], workdir: Path,
-                 workers: int = 1) -> None:
-        self.port = free_port()
+                 workers: int = 1, extra_args: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.extra_args = extra_args
         self.config_path = workdir / f"gateway-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
@@ -46,7 +48,8 @@ class GatewayProcess:
     async def start(self, timeout_s: float = 20.0) -> GatewayProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path),
-             "--port", str(self.port), "--log-level", "warning", "--workers", str(self.workers)],
+             "--port", str(self.port), "--log-level", "warning", "--workers", str(self.workers),
+             *self.extra_args],
             env=self.env, cwd=ROOT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
@@ -62,6 +65,19 @@ class GatewayProcess:
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError("gateway did not start in time")
+
+    def kill(self) -> None:
+        """SIGKILL, to the whole process group: no cleanup, no last write."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the config file atomically (the gateway polls it for changes)."""
+        staged = self.config_path.with_suffix(".tmp")
+        staged.write_text(yaml.safe_dump(config))
+        staged.replace(self.config_path)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

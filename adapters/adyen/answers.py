@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, TypeGuard
 
 from adapters.base import (
+    MAX_SMALL_JSON_BYTES,
     NextAction,
     PaymentRequest,
     PaymentResult,
@@ -46,7 +47,7 @@ def parse_payment_answer(response: UpstreamResponse, request: PaymentRequest) ->
     if not 200 <= status < 300:
         raise error_of(response)
     try:
-        data = decode_json(response.body)
+        data = decode_json(response.body, MAX_SMALL_JSON_BYTES)
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -111,7 +112,7 @@ def _decline_code(result_code: str, data: Mapping[str, Any]) -> str | None:
 def error_of(response: UpstreamResponse) -> ProviderError:
     status = response.status
     try:
-        data = decode_json(response.body)
+        data = decode_json(response.body, MAX_SMALL_JSON_BYTES)
     except ValueError:
         data = None
     fields = data if isinstance(data, dict) else {}

@@ -9,7 +9,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.base import PaymentEvent, WebhookRejected, decode_json
+from adapters.base import MAX_SMALL_JSON_BYTES, PaymentEvent, WebhookRejected, decode_json
 
 # eventCode -> (event type when success is "true", event type when "false"); None = skipped.
 EVENT_TYPES: dict[str, tuple[str | None, str | None]] = {
@@ -25,7 +25,7 @@ MODIFICATION_EVENTS = frozenset({"CANCELLATION", "REFUND"})
 def verify_notifications(hmac_key: bytes, body: bytes) -> list[PaymentEvent]:
     """The payment events of one notification batch; WebhookRejected if any item fails."""
     try:
-        data = decode_json(body)
+        data = decode_json(body, MAX_SMALL_JSON_BYTES)
     except ValueError:
         raise WebhookRejected("Adyen notification is not JSON") from None
     items = data.get("notificationItems") if isinstance(data, dict) else None

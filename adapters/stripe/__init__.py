@@ -34,8 +34,10 @@ answer                                 result
 5xx (api_error)                        ProviderError retry_same
 409 (concurrent use of the key)        ProviderError retry_same
 idempotency_error                      ProviderError rejected, not failover_safe, no retry
+                                         (the key is in use there: the payment stays with Stripe)
 402 / card_error with payment_intent   PaymentResult status "failed", decline_code
-402 / card_error without it            ProviderError rejected, not failover_safe
+402 / card_error without it, in       ProviderError rejected, failover_safe, final (a decline)
+  Stripe's error shape
 401, 403                               ProviderError rejected, failover_safe
 429                                    ProviderError rejected, failover_safe, retry_after_s
 404 resource_missing on a read         ProviderError status 404, rejected

@@ -147,7 +147,7 @@ class StripeAdapter:
         if not math.isfinite(now) or abs(now - timestamp) > WEBHOOK_TOLERANCE_S:
             raise WebhookRejected("timestamp outside tolerance")
         try:
-            event = base.decode_json(body)
+            event = base.decode_json(body, base.MAX_SMALL_JSON_BYTES)
         except (ValueError, RecursionError):
             raise WebhookRejected("body is not JSON") from None
         return events_of(event)

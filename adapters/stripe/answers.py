@@ -110,13 +110,24 @@ def _card_error(
                 currency=intent.currency,
                 decline_code=decline_code,
             )
-    # A decline without an intent to point at: refused, but not something to re-send elsewhere.
-    raise _error(message, decline_code or provider_code, status, rejected=True)
+    if error is None:
+        # Not Stripe's error shape: nothing proves Stripe refused before acting.
+        raise _error(message, provider_code, status, rejected=True)
+    # A decline in Stripe's own shape without an intent to point at: Stripe refused and took
+    # no money, but the player's card would be refused elsewhere too, so it is not sent on.
+    raise ProviderError(
+        message,
+        provider_code=decline_code or provider_code,
+        status=status,
+        rejected=True,
+        failover_safe=True,
+        final=True,
+    )
 
 
 def _decode(body: bytes) -> Any:
     try:
-        return base.decode_json(body)
+        return base.decode_json(body, base.MAX_SMALL_JSON_BYTES)
     except (ValueError, RecursionError):
         return None
 

@@ -24,6 +24,7 @@ from gateway.config.model import (
     ClientConfig,
     Config,
     CorsConfig,
+    LedgerSettings,
     ProviderConfig,
     RouteConfig,
     RouteRateLimit,
@@ -80,6 +81,7 @@ class Builder:
             cors=self.cors(doc.get("cors")),
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
+            ledger=self.ledger(doc.get("ledger", {})),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
             source=source,
@@ -260,6 +262,16 @@ class Builder:
         if "url_env" in spec:  # a URL with a password is a secret like any other
             spec["url"] = self.secret_from_env("storage.url_env", spec.pop("url_env"))
         return StorageSettings(**spec)
+
+    def ledger(self, given: dict[str, Any]) -> LedgerSettings:
+        spec = dict(given)
+        if "url_env" in spec:
+            url = self.secret_from_env("ledger.url_env", spec.pop("url_env"))
+            spec["url"] = url
+            password = urlsplit(url).password if url else None
+            if password:  # a driver error may quote the password without the URL around it
+                self.secret_values.append(password)
+        return LedgerSettings(**spec)
 
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}

@@ -93,6 +93,26 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """Where money state lives (`gateway.ledger`)."""
+
+    backend: str = "sqlite"  # sqlite | postgres | memory
+    path: str = "data/ledger.db"  # sqlite: relative to the working directory
+    url: str | None = field(default=None, repr=False)  # postgres, from url_env: a secret
+    retention_days: int = 120
+    synchronous: str = "full"  # sqlite: full survives a power loss, normal only a crash
+    pool_size: int = 10  # postgres connections per process
+    timeout_ms: int = 5000  # waiting for a lock or a connection
+    claim_lease_s: float = 60.0  # after this, a stopped request's claim may be taken over
+    accept_data_loss: bool = False  # `memory` outside tests: payments forgotten at restart
+
+    @property
+    def shared(self) -> bool:
+        """Can several processes use it (is it anything but one process's memory)?"""
+        return self.backend != "memory"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     routes: Mapping[str, RouteConfig]
@@ -107,6 +127,7 @@ class Config:
     cors: CorsConfig | None = None
     cache_limits: CacheLimits = field(default_factory=CacheLimits)
     storage: StorageSettings = StorageSettings()
+    ledger: LedgerSettings = LedgerSettings()
     events: Mapping[str, Any] = field(default_factory=dict)
     event_settings: EventSettings | None = field(default=None, repr=False)
     source: str = ""
@@ -114,3 +135,13 @@ class Config:
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Every secret value read, so logs can mask them wherever they might slip in.
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+
+
+def ledger_problem(config: Config, ledger: LedgerSettings, processes: int) -> str | None:
+    """Payments served by several processes need a ledger they all share."""
+    if processes > 1 and "payments.create" in config.routes and not ledger.shared:
+        return (
+            f"payments.create with {processes} serving processes needs a ledger they all "
+            "share (ledger.backend sqlite or postgres), not one process's memory"
+        )
+    return None

@@ -176,11 +176,15 @@ async def readyz(request: web.Request) -> web.Response:
             "skipped": {name: why for name, why in selection.skipped},
         }
         ready = ready and bool(selection.candidates)
+    ledger = await gw.ledger.status()
+    if any(op.startswith("payments.") for op in rt.config.routes):
+        ready = ready and ledger["ok"]  # no payment can be taken without it
     body = {
         "status": "ready" if ready else "not_ready",
         "config_hash": rt.config.hash,
         "routes": routes,
         "storage": gw.storage_status(),
+        "ledger": ledger,
     }
     return json_response(body, status=200 if ready else 503)
 

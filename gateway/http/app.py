@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.config.model import Config
+from gateway.config.model import Config, LedgerSettings
 from gateway.http import admin, api, cors, events_stream, webhooks
 from gateway.http.context import GATEWAY
 from gateway.http.middleware import context_middleware
@@ -28,10 +28,14 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 def create_app(
-    config: Config, *, gateway: Gateway | None = None, config_path: str | None = None
+    config: Config,
+    *,
+    gateway: Gateway | None = None,
+    config_path: str | None = None,
+    ledger: LedgerSettings | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[context_middleware])
-    gw = gateway or Gateway(config)
+    gw = gateway or Gateway(config, ledger=ledger)
     gw.config_path = config_path
     app[GATEWAY] = gw
     api.add_routes(app)

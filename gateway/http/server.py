@@ -9,7 +9,7 @@ import signal
 
 from aiohttp import web
 
-from gateway.config.model import Config
+from gateway.config.model import Config, LedgerSettings
 
 log = logging.getLogger("gateway")
 
@@ -28,13 +28,16 @@ async def serve(
     port: int | None = None,
     config_path: str | None = None,
     reuse_port: bool = False,
+    processes: int = 1,
+    ledger: LedgerSettings | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     from gateway.http.app import create_app
     from gateway.http.context import GATEWAY
 
-    app = create_app(config, config_path=config_path)
+    app = create_app(config, config_path=config_path, ledger=ledger)
+    app[GATEWAY].processes = processes
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     site = web.TCPSite(

@@ -16,9 +16,9 @@ from aiohttp import web
 from adapters.base import PaymentEvent, WebhookRejected
 from gateway.events.hub import HUB
 from gateway.http.context import CTX, GATEWAY
+from gateway.ledger.database import LedgerUnavailable
 from gateway.payments.webhooks import Locks, handle_event
 from gateway.problems import ApiError
-from policies.ports import StoreUnavailable
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -49,8 +49,8 @@ async def receive(request: web.Request) -> web.Response:
     try:
         for event in verified:
             await handle_event(gw, name, event, locks=request.app[LOCKS], publish=publish)
-    except StoreUnavailable as exc:
-        log.error("webhook not applied: store unreachable", extra={"error": str(exc)})
+    except LedgerUnavailable as exc:
+        log.error("webhook not applied: the ledger is unreachable", extra={"error": str(exc)})
         raise ApiError(
             "unavailable",
             "the gateway cannot record the event now; deliver it again",

@@ -50,6 +50,8 @@ def supervise(worker_args: Sequence[str], workers: int) -> int:
         "--workers",
         "1",
         "--reuse-port",
+        "--processes",
+        str(workers),
     ]
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False

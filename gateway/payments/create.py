@@ -1,41 +1,58 @@
-"""Creating a payment: idempotent, with double-charge-safe failover.
+"""Creating a payment: idempotent, with double-charge-safe failover, recorded in the ledger.
 
-The rule, from `policies.failover`: the next provider is tried only after an attempt that
-certainly took no money. A timeout or an ambiguous answer is retried on the same provider
-with the same provider idempotency key, and if the outcome is still unknown the client gets
-202 with status `processing` and the provider that holds the payment.
+The order of things is what makes a double charge impossible:
+
+1. the key is claimed in the ledger (one holder per key, under a fence token);
+2. before each provider is sent anything, the ledger durably records that this claim now
+   targets that provider; if that write fails or the claim was lost, nothing is sent;
+3. the next provider is tried only after an attempt that certainly took no money
+   (`policies.failover`); an outcome that may have taken money ends in 202 `processing`
+   with that provider as the owner, and a replay of the key asks that provider only;
+4. the answer and the payment are recorded in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import PaymentRequest, PaymentResult, ProviderError
+from gateway.ledger.database import LedgerUnavailable
+from gateway.ledger.payments import PaymentRecord
 from gateway.payments import ids as payment_ids
-from gateway.payments.ids import PaymentRef
-from gateway.payments.records import Attempt, payment_body, save_payment
+from gateway.payments.records import Attempt, action_for, new_record
+from gateway.payments.status import advance
 from gateway.problems import ApiError
 from gateway.upstream.calls import AttemptFailed, call_provider
 from gateway.upstream.selection import no_provider
 from policies.failover import Step, payment_step
 from policies.idempotency import (
     Claimed,
-    Conflict,
+    ClaimRecord,
     LostClaim,
-    Orphaned,
     Replay,
+    Verdict,
     fingerprint,
+    judge,
 )
-from policies.ports import StoreUnavailable
 
 if TYPE_CHECKING:
     from gateway.runtime.gateway import Gateway, Runtime
     from gateway.upstream.providers import ProviderState
 
 log = logging.getLogger("gateway.payments")
+WAIT_S = 10.0  # a double-click waits this long for the first request's answer
+POLL_S = 0.05
+
+
+class _Refused(Exception):
+    """No provider may hold the payment: the key is freed and the client gets `error`."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.detail)
+        self.error = error
 
 
 async def create(
@@ -43,72 +60,66 @@ async def create(
 ) -> tuple[int, dict[str, Any], bool]:
     """(HTTP status, Payment, replayed)."""
     fp = fingerprint(client_id, body)
-    try:
-        claim = await gw.idempotency.begin(client_id, idempotency_key, fp)
-    except StoreUnavailable:
-        # Without the shared record another replica could send the same payment again.
-        raise ApiError(
-            "idempotency_store_unavailable",
-            "payments are paused while the idempotency store is unreachable; retry shortly",
-            headers={"Retry-After": "1"},
-        ) from None
-    if isinstance(claim, Conflict):
-        if claim.reason == "different_body":
-            raise ApiError(
-                "idempotency_conflict", "this Idempotency-Key was used with a different request"
-            )
-        raise _in_progress()
+    claim = await _claim(gw, client_id, idempotency_key, fp)
     if isinstance(claim, Replay):
         record = claim.record
         if record.unknown and record.owner:
-            return await _resolve_unknown(
-                gw, rt, client_id, idempotency_key, fp, body, record.owner, record.body
-            )
+            return await _resolve_unknown(gw, rt, client_id, idempotency_key, body, record)
         gw.metrics.idempotent_replays.inc()
-        return record.status, record.body, True
-    if isinstance(claim, Orphaned):
-        owner = claim.record.owner
-        assert owner is not None
-        taken = await gw.idempotency.take_over(client_id, idempotency_key, claim)
-        if taken is None:
-            raise _in_progress()
-        return await _resolve_unknown(
-            gw, rt, client_id, idempotency_key, fp, body, owner, None, taken
-        )
-    assert isinstance(claim, Claimed)
-    held = claim
-
-    async def stamp(provider: str) -> None:
-        try:
-            await gw.idempotency.stamp_owner(client_id, idempotency_key, fp, provider, held)
-        except StoreUnavailable as exc:
-            log.error("provider not recorded on the claim", extra={"error": str(exc)})
-        except LostClaim:
-            # Another request holds the key now: sending would risk a second charge.
-            raise _in_progress() from None
-
+        return int(record.http_status or 200), record.answer, True
+    if claim.owner is not None:
+        return await _resolve_orphan(gw, rt, claim, body)
+    attempts: list[Attempt] = []
     try:
-        status, payment, owner, unknown = await _attempt_all(
-            gw, rt, client_id, idempotency_key, body, stamp
-        )
-    except ApiError:
-        # Every error answer means no provider may hold the payment (an attempt that may
-        # have reached one ends in 202 instead), so the key is free to be used again.
-        await _record(gw.idempotency.abandon(client_id, idempotency_key, held))
-        raise
-    await _record(
-        gw.idempotency.finish(
-            client_id,
-            idempotency_key,
-            fp,
-            status,
-            payment,
-            owner=owner,
-            unknown=unknown,
-            claim=held,
-        )
+        status, payment, owner = await _attempt_all(gw, rt, claim, body, attempts)
+    except _Refused as refused:
+        try:
+            await gw.ledger.abandon(claim, [a.to_dict() for a in attempts])
+        except (LedgerUnavailable, LostClaim) as exc:
+            # The claim lapses after its lease; its owner (if any) refused for certain.
+            log.error("idempotency claim not released", extra={"error": str(exc)})
+        raise refused.error from None
+    await _finish(gw, claim, status, payment, owner=owner, unknown=status == 202)
+    return status, payment.to_api(), False
+
+
+# ---- the claim -------------------------------------------------------------------------
+
+
+async def _claim(gw: Gateway, client_id: str, key: str, fp: str) -> Claimed | Replay:
+    """Claim the key, or the answer to replay; a request arriving while another holds the
+    key waits for it (up to WAIT_S), so a double-clicked deposit gets the first answer."""
+    deadline = time.monotonic() + WAIT_S
+    lease_s = gw.ledger.settings.claim_lease_s
+    try:
+        while True:
+            outcome = await gw.ledger.claim(client_id, key, fp)
+            if isinstance(outcome, Claimed | Replay):
+                return outcome
+            if outcome.reason == "different_body":
+                raise ApiError(
+                    "idempotency_conflict",
+                    "this Idempotency-Key was used with a different request",
+                )
+            # In progress elsewhere: watch it with reads, claim again only when it changed.
+            while True:
+                if time.monotonic() >= deadline:
+                    raise _in_progress()
+                await asyncio.sleep(POLL_S)
+                current = await gw.ledger.claim_record(client_id, key)
+                if judge(current, fp, time.time(), lease_s=lease_s) is not Verdict.WAIT:
+                    break
+    except LedgerUnavailable as exc:
+        raise _store_unavailable(exc) from None
+
+
+def _store_unavailable(exc: Exception) -> ApiError:
+    log.error("payment refused: the ledger is unavailable", extra={"error": str(exc)})
+    return ApiError(
+        "idempotency_store_unavailable",
+        "payments are paused while the ledger is unreachable; retry shortly",
+        headers={"Retry-After": "1"},
     )
-    return status, payment, False
 
 
 def _in_progress() -> ApiError:
@@ -119,23 +130,37 @@ def _in_progress() -> ApiError:
     )
 
 
-async def _record(write: Awaitable[None]) -> None:
-    """Write an idempotency record; a store that fails now must not lose the answer.
+async def _finish(
+    gw: Gateway,
+    held: Claimed,
+    status: int,
+    payment: PaymentRecord,
+    *,
+    owner: str | None,
+    unknown: bool,
+) -> None:
+    """Record the answer; a ledger that fails now must not lose the client's answer.
 
-    An unwritten claim expires after its lease, and a retry then reuses the same provider
-    idempotency key, so the provider itself hands back this same payment.
+    The claim then still names its owner: after its lease a replay asks that provider again
+    with the same provider key, which hands back this same payment.
     """
     try:
-        await write
-    except StoreUnavailable as exc:
-        log.error("idempotency record not saved", extra={"error": str(exc)})
+        await gw.ledger.finish(
+            held, status, payment.to_api(), payment, owner=owner, unknown=unknown
+        )
+    except LedgerUnavailable as exc:
+        log.error(
+            "payment answered but not recorded",
+            extra={"payment_id": payment.payment_id, "error": str(exc)},
+        )
     except LostClaim:
-        log.warning("idempotency record not saved: another request holds the key now")
+        log.warning("payment not recorded: another request holds the key now")
 
 
-def _payment_request(
-    client_id: str, idempotency_key: str, provider: str, body: dict[str, Any]
-) -> PaymentRequest:
+# ---- sending -------------------------------------------------------------------------
+
+
+def _payment_request(held: Claimed, provider: str, body: dict[str, Any]) -> PaymentRequest:
     return PaymentRequest(
         type=body["type"],
         amount=body["amount"],
@@ -144,31 +169,35 @@ def _payment_request(
         method_type=body["method"]["type"],
         return_url=body.get("return_url"),
         metadata=body.get("metadata", {}),
-        reference=payment_ids.gateway_reference(client_id, idempotency_key),
-        idempotency_key=payment_ids.provider_idempotency_key(client_id, idempotency_key, provider),
+        reference=payment_ids.gateway_reference(held.client_id, held.key),
+        idempotency_key=payment_ids.provider_idempotency_key(held.client_id, held.key, provider),
     )
 
 
+async def _stamp(gw: Gateway, held: Claimed, provider: str) -> None:
+    """The ledger says where the money is going before it goes; else nothing is sent."""
+    try:
+        await gw.ledger.stamp_owner(held, provider)
+    except LedgerUnavailable as exc:
+        raise _Refused(_store_unavailable(exc)) from None
+    except LostClaim:
+        raise _Refused(_in_progress()) from None
+
+
 async def _attempt_all(
-    gw: Gateway,
-    rt: Runtime,
-    client_id: str,
-    idempotency_key: str,
-    body: dict[str, Any],
-    before_send: Callable[[str], Awaitable[None]],
-) -> tuple[int, dict[str, Any], str | None, bool]:
+    gw: Gateway, rt: Runtime, held: Claimed, body: dict[str, Any], attempts: list[Attempt]
+) -> tuple[int, PaymentRecord, str | None]:
     selection = gw.selection(rt, "payments.create")
     if not selection.candidates:
-        raise no_provider("payments.create", selection)
-    attempts: list[Attempt] = []
+        raise _Refused(no_provider("payments.create", selection))
     failures: list[AttemptFailed] = []
-    retries = rt.config.payment_retries
+    secret = rt.config.payment_id_secret
     for i, name in enumerate(selection.candidates):
         state = rt.providers[name]
-        request = _payment_request(client_id, idempotency_key, name, body)
-        retries_left = retries
+        request = _payment_request(held, name, body)
+        retries_left = rt.config.payment_retries
         owned = False  # may an earlier attempt here have taken the money?
-        await before_send(name)
+        await _stamp(gw, held, name)
         while True:
             try:
                 result = await _create_once(gw, state, request)
@@ -182,25 +211,33 @@ async def _attempt_all(
                     retry_same=failed.retry_same,
                     retries_left=retries_left,
                     owned=owned,
+                    final=failed.final,
                 )
                 owned = owned or (failed.maybe_delivered and not failed.failover_safe)
                 if step is Step.RETRY_SAME:
                     retries_left -= 1
                     continue
                 if step is Step.UNKNOWN:
-                    payment = await _processing(gw, rt, request, name, attempts, body)
-                    return 202, payment, name, True
+                    record = new_record(
+                        held, request, name, status="processing", provider_reference=None,
+                        next_action=None, attempts=attempts, id_secret=secret,
+                    )
+                    return 202, record, name
                 if step is Step.REJECT:
-                    raise _rejected(failed) from None
+                    raise _Refused(_rejected(failed)) from None
                 if i + 1 < len(selection.candidates):
                     gw.metrics.failovers.labels(
                         "payments.create", name, selection.candidates[i + 1]
                     ).inc()
                 break
             attempts.append(Attempt(name, "ok"))
-            payment = await _settled(gw, rt, request, name, result, attempts, body)
-            return 201, payment, None, False
-    raise _all_failed(failures)
+            record = new_record(
+                held, request, name, status=result.status,
+                provider_reference=result.provider_reference, next_action=result.next_action,
+                attempts=attempts, id_secret=secret,
+            )
+            return 201, record, None
+    raise _Refused(_all_failed(failures))
 
 
 async def _create_once(gw: Gateway, state: ProviderState, request: PaymentRequest) -> PaymentResult:
@@ -225,114 +262,105 @@ async def _create_once(gw: Gateway, state: ProviderState, request: PaymentReques
     return await call_provider(gw, state, "payments.create", upstream_request, parse)
 
 
-def _new_ref(
-    rt: Runtime, request: PaymentRequest, provider: str, provider_reference: str
-) -> PaymentRef:
-    return PaymentRef(
-        provider,
-        request.reference,
-        provider_reference,
-        request.amount,
-        request.currency,
-        int(time.time()),
+# ---- replays of payments whose outcome was unknown -----------------------------------------
+
+
+async def _resolve_orphan(
+    gw: Gateway, rt: Runtime, held: Claimed, body: dict[str, Any]
+) -> tuple[int, dict[str, Any], bool]:
+    """The request holding this key stopped after naming `held.owner` and before any answer
+    was recorded: ask that provider again, same provider key, and no other one, ever."""
+    owner = held.owner
+    assert owner is not None
+    request = _payment_request(held, owner, body)
+    secret = rt.config.payment_id_secret
+    state = rt.providers.get(owner)
+    attempts: list[Attempt] = []
+    result = None
+    if state is not None:
+        try:
+            result = await _create_once(gw, state, request)
+            attempts.append(Attempt(owner, "ok"))
+        except AttemptFailed as failed:
+            attempts.append(Attempt(owner, failed.outcome, failed.provider_code))
+    if result is None:
+        record = new_record(
+            held, request, owner, status="processing", provider_reference=None,
+            next_action=None, attempts=attempts, id_secret=secret,
+        )
+        await _finish(gw, held, 202, record, owner=owner, unknown=True)
+        return 202, record.to_api(), True
+    record = new_record(
+        held, request, owner, status=result.status, provider_reference=result.provider_reference,
+        next_action=result.next_action, attempts=attempts, id_secret=secret,
     )
-
-
-async def _settled(
-    gw: Gateway,
-    rt: Runtime,
-    request: PaymentRequest,
-    provider: str,
-    result: PaymentResult,
-    attempts: list[Attempt],
-    body: dict[str, Any],
-) -> dict[str, Any]:
-    ref = _new_ref(rt, request, provider, result.provider_reference)
-    payment_id = payment_ids.encode(ref, rt.config.payment_id_secret)
-    payment = payment_body(
-        ref,
-        payment_id,
-        result.status,
-        result.provider_reference,
-        result.next_action.to_dict() if result.next_action else None,
-        [a.to_dict() for a in attempts],
-    )
-    await save_payment(gw, payment, _extra(request, body))
-    return payment
-
-
-async def _processing(
-    gw: Gateway,
-    rt: Runtime,
-    request: PaymentRequest,
-    provider: str,
-    attempts: list[Attempt],
-    body: dict[str, Any],
-) -> dict[str, Any]:
-    ref = _new_ref(rt, request, provider, "")
-    payment_id = payment_ids.encode(ref, rt.config.payment_id_secret)
-    payment = payment_body(
-        ref, payment_id, "processing", None, None, [a.to_dict() for a in attempts]
-    )
-    await save_payment(gw, payment, _extra(request, body))
-    return payment
-
-
-def _extra(request: PaymentRequest, body: dict[str, Any]) -> dict[str, Any]:
-    return {"reference": request.reference, "player_id": body["player_id"], "type": body["type"]}
+    await _finish(gw, held, 201, record, owner=None, unknown=False)
+    return 201, record.to_api(), True
 
 
 async def _resolve_unknown(
     gw: Gateway,
     rt: Runtime,
     client_id: str,
-    idempotency_key: str,
-    fp: str,
+    key: str,
     body: dict[str, Any],
-    owner: str,
-    stored: dict[str, Any] | None,
-    claim: Claimed | None = None,
+    claim: ClaimRecord,
 ) -> tuple[int, dict[str, Any], bool]:
-    """A replay of a payment whose outcome is unknown: ask its owner again, same key.
+    """A replay of a payment answered 202: learn its outcome from its owner, same key.
 
-    The provider dedupes on the idempotency key, so this can only learn the outcome, never
-    charge twice; no other provider is ever asked. Until the owner answers, the answer is
-    202 `processing` (with `stored` the earlier 202; None when the earlier request stopped
-    before answering anything).
+    The provider dedupes on the key, so this can only learn the outcome, never charge again,
+    and no other provider is ever asked. What the ledger learnt meanwhile (a webhook, a
+    read-back) is kept: statuses only move forward.
     """
-    request = _payment_request(client_id, idempotency_key, owner, body)
-    if stored is None:
-        stored = await _processing(gw, rt, request, owner, [], body)
-        await _record(
-            gw.idempotency.finish(
-                client_id,
-                idempotency_key,
-                fp,
-                202,
-                stored,
-                owner=owner,
-                unknown=True,
-                claim=claim,
-            )
-        )
-    state = rt.providers.get(owner)
-    if state is None:
+    owner = claim.owner
+    assert owner is not None
+    stored: dict[str, Any] = claim.answer
+    try:
+        payment = await gw.ledger.payment(claim.payment_id) if claim.payment_id else None
+    except LedgerUnavailable:
         return 202, stored, True
+    if payment is not None and (payment.provider_reference or payment.status != "processing"):
+        return await _settled(gw, client_id, key, payment)  # a webhook or a read-back knew
+    state = rt.providers.get(owner)
+    if state is None or payment is None:
+        return 202, stored, True
+    request = _payment_request(Claimed(client_id, key, claim.fingerprint, ""), owner, body)
     try:
         result = await _create_once(gw, state, request)
     except AttemptFailed:
-        return 202, stored, True
-    attempts = [*stored["attempts"], Attempt(owner, "ok").to_dict()]
-    payment = {
-        **stored,
-        "status": result.status,
-        "provider_reference": result.provider_reference,
-        "next_action": result.next_action.to_dict() if result.next_action else None,
-        "attempts": attempts,
-    }
-    await save_payment(gw, payment, _extra(request, body))
-    await _record(gw.idempotency.finish(client_id, idempotency_key, fp, 201, payment, claim=claim))
-    return 201, payment, True
+        return 202, payment.to_api(), True
+
+    def learn(current: PaymentRecord) -> tuple[PaymentRecord, None]:
+        status = advance(current.status, result.status)
+        action = result.next_action.to_dict() if result.next_action else current.next_action
+        return current.replace(
+            status=status,
+            provider_reference=current.provider_reference or result.provider_reference,
+            next_action=action_for(status, action),
+            attempts=(*current.attempts, Attempt(owner, "ok").to_dict()),
+        ), None
+
+    try:
+        changed = await gw.ledger.update_payment(payment.payment_id, learn, source="replay")
+    except LedgerUnavailable:
+        return 201, learn(payment)[0].to_api(), True
+    if changed is None:
+        return 202, payment.to_api(), True
+    return await _settled(gw, client_id, key, changed[1])
+
+
+async def _settled(
+    gw: Gateway, client_id: str, key: str, payment: PaymentRecord
+) -> tuple[int, dict[str, Any], bool]:
+    answer = payment.to_api()
+    try:
+        await gw.ledger.settle_unknown(client_id, key, answer)
+    except LedgerUnavailable as exc:
+        log.error("replay answer not recorded", extra={"error": str(exc)})
+    return 201, answer, True
+
+
+# ---- what to tell the client when no provider holds the payment ----------------------------
 
 
 def _rejected(failed: AttemptFailed) -> ApiError:

@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config.model import ClientConfig, Config
+from gateway.config.model import ClientConfig, Config, LedgerSettings, ledger_problem
+from gateway.ledger.ledger import Ledger
 from gateway.obs import logs
 from gateway.obs.metrics import BREAKER_STATES, Metrics
 from gateway.problems import ApiError
@@ -27,7 +28,6 @@ from gateway.state.redis_store import RedisLink, RedisStore
 from gateway.upstream.providers import ProviderRegistry, ProviderState
 from gateway.upstream.selection import Selection, select
 from policies.cache import ResponseCache
-from policies.idempotency import IdempotencyStore
 from policies.ports import Store
 from policies.ratelimit import Cooldowns, Decision, RateLimiter, RateLimitUnavailable, parse_rate
 from policies.shared_cache import LocalCache, SharedCache
@@ -57,12 +57,19 @@ class Runtime:
 class Gateway:
     """Everything a request needs. `runtime` is replaced whole by `apply`.
 
-    With `storage.backend: redis` the idempotency records, payment records, cache, rate-limit
-    counters, breaker and drain states are shared through Redis; each falls back as
-    `storage.on_failure` says while Redis is unreachable.
+    Money state (idempotency claims, payments, provider events) is in the `ledger`, durable.
+    With `storage.backend: redis` the cache, rate-limit counters, breaker and drain states
+    are shared through Redis; each falls back as `storage.on_failure` says while Redis is
+    unreachable. Losing Redis costs speed, never money.
     """
 
-    def __init__(self, config: Config, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        ledger: LedgerSettings | None = None,
+    ) -> None:
         self.metrics = metrics or Metrics()
         self.registry = ProviderRegistry(self._on_breaker_change)
         self.storage_settings = config.storage
@@ -89,7 +96,10 @@ class Gateway:
             self.store = MemoryStore()
             self.limiter = self.local_limiter
             self.cache = LocalCache(local_cache)
-        self.idempotency = IdempotencyStore(self.store)
+        # `ledger` overrides the config's block (the demo's throwaway file).
+        self.ledger_settings = ledger or config.ledger
+        self._configured_ledger = config.ledger
+        self.ledger = Ledger(self.ledger_settings)
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
         self.merge_memo: dict[Any, Any] = {}
@@ -98,11 +108,14 @@ class Gateway:
         self.health_checker: Any = None
         self.watcher: Any = None
         self.reload_interval_s = 1.0
+        self.processes = 1  # serving processes sharing this config (`run --workers`)
         self.runtime = self.apply(config)
 
     def apply(self, config: Config) -> Runtime:
         if config.storage != self.storage_settings:
             log.warning("storage settings changed; they take effect at the next restart")
+        if config.ledger != self._configured_ledger:
+            log.warning("ledger settings changed; they take effect at the next restart")
         states = self.registry.sync(config)
         runtime = Runtime(
             config=config,
@@ -192,11 +205,17 @@ class Gateway:
             scaled_rate(rate, self.storage_settings.replicas), *keys
         )
 
+    def refusal(self, config: Config) -> str | None:
+        """Why `config` may not be applied to this running gateway; None if it may."""
+        return ledger_problem(config, self.ledger_settings, self.processes)
+
     async def start(self) -> None:
+        await self.ledger.start()
         if self.shared is not None:
             self.shared.start()
 
     async def close(self) -> None:
+        await self.ledger.close()
         if self.shared is not None:
             await self.shared.stop()
         await self.cache.close()

@@ -77,6 +77,9 @@ class ConfigWatcher:
                 )
             except ConfigError as exc:
                 return self._failed(exc.problems, digest, now, trigger, actor)
+            refusal = self.gw.refusal(config)
+            if refusal is not None:
+                return self._failed([refusal], digest, now, trigger, actor)
             old_hash = self.gw.runtime.config.hash
             self.gw.apply(config)
             result = ReloadResult("success", digest, at=now, trigger=trigger, actor=actor)

@@ -8,6 +8,7 @@ tried, may this one be asked again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -23,6 +24,7 @@ from policies.breaker import BreakerOpen, UpstreamFailure
 from policies.ratelimit import Cooldowns, Decision
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.upstream")
 
 
 class CallContext(Protocol):
@@ -48,6 +50,7 @@ class AttemptFailed(Exception):
         provider_code: str | None = None,
         status: int | None = None,
         retry_after_s: float | None = None,
+        final: bool = False,
     ) -> None:
         super().__init__(detail)
         self.provider = provider
@@ -59,6 +62,7 @@ class AttemptFailed(Exception):
         self.provider_code = provider_code
         self.status = status
         self.retry_after_s = retry_after_s
+        self.final = final  # a definite refusal (no money) no other provider should see
 
     @property
     def skipped(self) -> bool:
@@ -132,6 +136,16 @@ async def call_provider(
                     raise Rejected(exc) from None
                 outcome = "error"
                 raise _BadAnswer(exc) from None
+            except Exception as exc:
+                # An adapter that could not read the answer at all: the provider answered, so
+                # it may have acted; never a 500 with the payment's claim left in the air.
+                log.exception("provider answer could not be parsed", extra={"provider": name})
+                outcome = "error"
+                raise _BadAnswer(
+                    ProviderError(
+                        f"unreadable answer ({type(exc).__name__})", retry_same=True
+                    )
+                ) from None
     except BreakerOpen as exc:
         outcome = "breaker_open"
         raise _skip(
@@ -163,6 +177,7 @@ async def call_provider(
             provider_code=err.provider_code,
             status=err.status,
             retry_after_s=err.retry_after_s,
+            final=err.final,
         ) from None
     finally:
         elapsed = time.perf_counter() - started

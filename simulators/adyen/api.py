@@ -4,6 +4,7 @@ their request checks and Adyen's error shape (`AdyenFailure`, `error_response`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -18,6 +19,7 @@ from simulators.adyen.state import (
     new_psp_reference,
 )
 from simulators.adyen.webhooks import auto_complete, spawn
+from simulators.faults import FAULTS
 
 PAYMENTS_PATH = "/v71/payments"
 PAYMENT_METHODS_PATH = "/v71/paymentMethods"
@@ -132,7 +134,32 @@ async def create_payment(request: web.Request) -> web.Response:
                                   "validation")
             return _failure_response(reused)
         return web.json_response(stored.answer, status=stored.status, headers=echo)
+    if key is not None and key in state.in_flight:
+        busy = AdyenFailure(409, "704", "request already processed or in progress", "validation")
+        return _failure_response(busy)
+    if key is not None:
+        state.in_flight.add(key)
+    try:
+        hold_ms = request.app[FAULTS].hold_ms
+        if hold_ms:
+            await asyncio.sleep(hold_ms / 1000)
+        return _create(request, state, body, key, echo, value, currency, reference, method_type)
+    finally:
+        if key is not None:
+            state.in_flight.discard(key)
 
+
+def _create(
+    request: web.Request,
+    state: AdyenState,
+    body: Any,
+    key: str | None,
+    echo: dict[str, str],
+    value: int,
+    currency: str,
+    reference: str,
+    method_type: str,
+) -> web.Response:
     psp = new_psp_reference()
     payment = SimPayment(
         psp_reference=psp,

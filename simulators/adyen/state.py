@@ -63,6 +63,7 @@ class AdyenState:
     auto_complete_s: float | None
     payments: dict[str, SimPayment] = field(default_factory=dict)
     idempotency: dict[str, StoredAnswer] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)  # keys whose first request still runs
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     session: aiohttp.ClientSession | None = None

@@ -4,14 +4,16 @@ the 404 for any other ``/v1`` path.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from simulators.faults import FAULTS
 from simulators.stripe.intents import decline, new_intent
-from simulators.stripe.state import STATE, SavedResponse
+from simulators.stripe.state import STATE, SavedResponse, StripeState
 from simulators.stripe.webhooks import schedule_auto_complete
 from simulators.stripe.wire import (
     StripeApiError,
@@ -78,7 +80,34 @@ async def create_intent(request: web.Request) -> web.Response:
                 status=saved.status, body=saved.body, content_type="application/json",
                 headers=headers,
             )
+        if key in state.in_flight:
+            raise StripeApiError(
+                409,
+                "There is currently another in-progress request using this Idempotent Key "
+                "(that probably means you submitted twice, and the other request is still "
+                f"going through): {key}. Please try again later.",
+                error_type="idempotency_error",
+            )
+        state.in_flight.add(key)
+    try:
+        hold_ms = request.app[FAULTS].hold_ms
+        if hold_ms:
+            await asyncio.sleep(hold_ms / 1000)
+        return _create(request, state, pairs, version, key, endpoint, fingerprint)
+    finally:
+        if key is not None:
+            state.in_flight.discard(key)
 
+
+def _create(
+    request: web.Request,
+    state: StripeState,
+    pairs: list[tuple[str, str]],
+    version: str,
+    key: str | None,
+    endpoint: str,
+    fingerprint: tuple[tuple[str, str], ...],
+) -> web.Response:
     intent = new_intent(parse_form(pairs), version)
     state.intents[intent["id"]] = intent
     status: int

@@ -31,6 +31,7 @@ class StripeState:
     api_version: str
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, SavedResponse] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)  # keys whose first request still runs
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)

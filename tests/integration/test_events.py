@@ -22,18 +22,14 @@ from gateway.config.errors import ConfigError
 from simulators.faults import SimulatorServer
 from simulators.stack import Stack
 from tests.conftest import base_config, build_config, merge
-from tests.integration.test_webhooks import (  # the wired gateway and the test backend
+from tests.procs import free_port
+from tests.wired import (  # the wired gateway and the test backend
     EVENTS_SECRET,
     Backend,
     MakeWired,
     Wired,
     eventually,
-    make_wired,
 )
-from tests.procs import free_port
-
-__all__ = ["make_wired"]  # a fixture: imported so pytest finds it here too
-
 
 # ---- an SSE client ---------------------------------------------------------------------------
 

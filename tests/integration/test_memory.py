@@ -84,6 +84,8 @@ async def test_mixed_load_does_not_grow_rss(stack: Stack, tmp_path: Path):
         base_config(stack),
         {
             "clients": [{"id": "web", "key_env": "WEB_API_KEY"}],
+            # As deployed: payments go to a file, not to the process's memory.
+            "ledger": {"backend": "sqlite", "path": str(tmp_path / "ledger.db")},
             "routes": {
                 "games.list": {"cache": {"ttl_s": 2, "stale_while_revalidate_s": 5}},
                 "games.get": {"cache": {"ttl_s": 2}},

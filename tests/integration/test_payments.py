@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from gateway.http.validation import openapi_document
-from policies.idempotency import fingerprint
+from policies.idempotency import Claimed, fingerprint
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway
 
@@ -185,9 +186,12 @@ async def test_payment_read_back_refreshes_from_the_provider(gw: GatewayUnderTes
     assert gw.calls("stripe", f"/v1/payment_intents/{created['provider_reference']}") == 2
 
 
-async def test_payment_read_back_on_another_gateway_instance(make_gateway: MakeGateway):
-    first = await make_gateway()
-    second = await make_gateway()  # shares nothing with the first but the providers
+async def test_payment_read_back_on_another_gateway_sharing_the_ledger(
+    make_gateway: MakeGateway, tmp_path: Path
+):
+    shared = {"ledger": {"backend": "sqlite", "path": str(tmp_path / "ledger.db")}}
+    first = await make_gateway(shared)
+    second = await make_gateway(shared)
     created = await (await pay(first)).json()
     resp = await second.client.get(f"/v1/payments/{created['payment_id']}")
     assert resp.status == 200
@@ -195,6 +199,19 @@ async def test_payment_read_back_on_another_gateway_instance(make_gateway: MakeG
     assert payment["provider"] == "stripe"
     assert payment["provider_reference"] == created["provider_reference"]
     assert payment["amount"] == 2500 and payment["status"] == "requires_action"
+
+
+async def test_a_gateway_whose_ledger_does_not_know_the_id_answers_404_without_asking(
+    make_gateway: MakeGateway,
+):
+    first = await make_gateway()
+    other = await make_gateway()  # its own ledger: the payment does not exist for it
+    created = await (await pay(first)).json()
+    read_path = f"/v1/payment_intents/{created['provider_reference']}"
+    resp = await other.client.get(f"/v1/payments/{created['payment_id']}")
+    assert resp.status == 404
+    assert (await resp.json())["code"] == "not_found"
+    assert first.calls("stripe", read_path) == 0
 
 
 async def test_signed_payment_ids_refuse_forgery(make_gateway: MakeGateway):
@@ -266,15 +283,15 @@ async def test_timeout_then_429_keeps_the_payment_on_its_provider(make_gateway: 
 
 
 async def test_a_request_that_stopped_after_sending_is_resolved_on_that_provider_only(
-    gw: GatewayUnderTest,
+    make_gateway: MakeGateway,
 ):
+    gw = await make_gateway({"ledger": {"backend": "memory", "claim_lease_s": 0.1}})
     # A claim stamped with its provider and never finished: the process died mid-call.
-    idem = gw.gateway.idempotency
-    idem.lease_s = 0.1
+    ledger = gw.gateway.ledger
     key = uuid.uuid4().hex
-    fp = fingerprint("anonymous", DEPOSIT)
-    await idem.begin("anonymous", key, fp)
-    await idem.stamp_owner("anonymous", key, fp, "stripe")
+    held = await ledger.claim("anonymous", key, fingerprint("anonymous", DEPOSIT))
+    assert isinstance(held, Claimed)
+    await ledger.stamp_owner(held, "stripe")
     await asyncio.sleep(0.15)
     # Meanwhile Stripe looks broken to this process: selection would pick Adyen.
     gw.gateway.runtime.providers["stripe"].drained = True

@@ -223,6 +223,22 @@ async def test_same_key_with_another_body_is_an_idempotency_error(
     assert len(await stored_payments(http, sim)) == 1
 
 
+async def test_a_key_in_use_by_a_running_request_is_704(
+    http: aiohttp.ClientSession, sim: SimulatorServer
+) -> None:
+    sim.faults = Faults(hold_ms=500)
+    adapter = make_adapter()
+    req = adapter.create_request(payment_request())
+    first = asyncio.create_task(send(http, sim, req))
+    await asyncio.sleep(0.1)
+    err = await create_error(http, sim, payment_request())
+    assert (err.status, err.provider_code) == (409, "704")
+    # Adyen holds a request under this key: only the same key may learn its outcome.
+    assert (err.rejected, err.failover_safe, err.retry_same) == (False, False, True)
+    assert (await first).status == 200
+    assert len(await stored_payments(http, sim)) == 1
+
+
 async def test_new_key_makes_a_new_payment(
     http: aiohttp.ClientSession, sim: SimulatorServer
 ) -> None:

@@ -194,6 +194,26 @@ async def test_same_key_other_amount_is_an_idempotency_error(
     assert len(await listed(http, sim)) == 1
 
 
+async def test_a_key_in_use_by_a_running_request_is_409_idempotency_error(
+    sim: SimulatorServer, http: aiohttp.ClientSession
+) -> None:
+    sim.faults = Faults(hold_ms=500)
+    adapter = make_adapter()
+    request = make_request()
+    first = asyncio.create_task(send(http, sim, adapter.create_request(request)))
+    await asyncio.sleep(0.1)
+    second = await send(http, sim, adapter.create_request(request))
+    assert second.status == 409
+    assert json.loads(second.body)["error"]["type"] == "idempotency_error"
+    with pytest.raises(ProviderError) as info:
+        adapter.parse_create(second, request)
+    err = info.value
+    # Stripe holds a request under this key: only the same key may ask again.
+    assert (err.retry_same, err.failover_safe) == (True, False)
+    assert (await first).status == 200
+    assert len(await listed(http, sim)) == 1
+
+
 async def test_a_failed_validation_is_not_saved_under_the_key(
     sim: SimulatorServer, http: aiohttp.ClientSession
 ) -> None:

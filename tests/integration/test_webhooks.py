@@ -7,274 +7,29 @@ picked before the simulators start, so they can be told where to deliver.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import io
 import json
 import re
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.events.delivery import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
-from gateway.events.hub import HUB, EventHub
-from gateway.http.app import create_app
-from gateway.http.context import GATEWAY
-from gateway.payments.records import load_payment
-from gateway.payments.webhooks import gateway_event_id, next_status
-from gateway.runtime.gateway import Gateway
+from gateway.events.delivery import EVENT_ID_HEADER
+from gateway.payments.status import next_status
+from gateway.payments.webhooks import gateway_event_id
 from simulators import adyen as adyen_sim
-from simulators import stripe as stripe_sim
-from simulators.faults import SimulatorServer
-from simulators.stack import DemoSecrets, Stack, start_stack
-from tests.conftest import ALL_SIMULATORS, base_config, build_config, merge
-from tests.procs import free_port
-
-SECRET_ENV = "TEST_GATEWAY_EVENTS_SECRET"
-EVENTS_SECRET = "evsec_test_" + uuid.uuid4().hex
-DEPOSIT = {
-    "type": "deposit",
-    "amount": 2500,
-    "currency": "EUR",
-    "player_id": "player-42",
-    "method": {"type": "card"},
-    "return_url": "https://casino.example/cashier",
-}
-ADYEN_ONLY = {"routes": {"payments.create": {"providers": ["adyen"]}}}
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-# ---- the test backend ---------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    verified: bool
-
-    @property
-    def event(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.body)
-        return data
-
-
-@dataclass
-class Backend:
-    """The casino backend: checks each signature and answers `status`."""
-
-    secret: str
-    server: SimulatorServer | None = None
-    received: list[Received] = field(default_factory=list)
-    status: int = 200
-    attempts: int = 0
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url + "/gateway-events"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        body = await request.read()
-        header = request.headers.get(SIGNATURE_HEADER, "")
-        verified = verify_signature(self.secret, header, body, time.time())
-        if self.status < 300:
-            self.received.append(Received(dict(request.headers), body, verified))
-        return web.Response(status=self.status if verified else 401)
-
-    def events(self) -> list[dict[str, Any]]:
-        return [r.event for r in self.received]
-
-
-async def start_backend(secret: str = EVENTS_SECRET, port: int = 0) -> Backend:
-    backend = Backend(secret)
-    app = web.Application()
-    app.router.add_post("/gateway-events", backend.handle)
-    backend.server = await SimulatorServer(app, "127.0.0.1", port).start()
-    return backend
-
-
-# ---- a gateway wired to the simulators and the backend -----------------------------------
-
-
-@dataclass
-class Wired:
-    client: TestClient
-    app: web.Application
-    stack: Stack
-    backend: Backend | None
-
-    @property
-    def gateway(self) -> Gateway:
-        return self.app[GATEWAY]
-
-    @property
-    def hub(self) -> EventHub:
-        return self.app[HUB]
-
-    async def pay(self, **changes: Any) -> dict[str, Any]:
-        headers = {"Idempotency-Key": uuid.uuid4().hex, **changes.pop("headers", {})}
-        resp = await self.client.post("/v1/payments", json={**DEPOSIT, **changes}, headers=headers)
-        assert resp.status == 201, await resp.text()
-        payment: dict[str, Any] = await resp.json()
-        return payment
-
-    async def get(self, payment_id: str) -> dict[str, Any]:
-        resp = await self.client.get(f"/v1/payments/{payment_id}")
-        assert resp.status == 200, await resp.text()
-        payment: dict[str, Any] = await resp.json()
-        return payment
-
-    async def stored_status(self, payment_id: str) -> str:
-        record = await load_payment(self.gateway, payment_id)
-        assert record is not None
-        status: str = record["status"]
-        return status
-
-    async def sim(self, name: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        url = self.stack.url(name) + path
-        async with self.client.session.post(url, json=body or {}) as resp:
-            assert resp.status == 200, await resp.text()
-            return await resp.json()
-
-    async def stripe_complete(self, intent_id: str, outcome: str) -> dict[str, Any]:
-        answer: dict[str, Any] = await self.sim(
-            "stripe", f"/_sim/payment_intents/{intent_id}/complete", {"outcome": outcome}
-        )
-        return answer
-
-    async def adyen_complete(self, psp: str, outcome: str) -> dict[str, Any]:
-        answer: dict[str, Any] = await self.sim(
-            "adyen", f"/_sim/payments/{psp}/complete", {"outcome": outcome}
-        )
-        return answer
-
-    async def intent(self, intent_id: str) -> dict[str, Any]:
-        auth = {"Authorization": f"Bearer {self.stack.secrets.stripe_secret_key}"}
-        url = f"{self.stack.url('stripe')}/v1/payment_intents/{intent_id}"
-        async with self.client.session.get(url, headers=auth) as resp:
-            intent: dict[str, Any] = await resp.json()
-            return intent
-
-    async def webhook(
-        self, provider: str, body: bytes, headers: dict[str, str] | None = None
-    ) -> aiohttp.ClientResponse:
-        resp: aiohttp.ClientResponse = await self.client.post(
-            f"/v1/webhooks/{provider}", data=body, headers=headers or {}
-        )
-        await resp.read()
-        return resp
-
-
-MakeWired = Callable[..., Awaitable[Wired]]
-
-
-def events_settings(backend: Backend | None) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "backoff_initial_s": 0.1,
-        "backoff_max_s": 1,
-        "stream": {"heartbeat_s": 0.2},
-    }
-    if backend is not None:
-        settings.update(webhook_url=backend.url, secret_env=SECRET_ENV)
-    return settings
-
-
-@pytest.fixture
-async def make_wired(
-    demo_secrets: DemoSecrets, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[MakeWired]:
-    monkeypatch.setenv(SECRET_ENV, EVENTS_SECRET)
-    opened: list[Wired] = []
-
-    async def make(
-        changes: dict[str, Any] | None = None, *, backend: Backend | bool = True
-    ) -> Wired:
-        if backend is True:
-            backend = await start_backend()
-        sink = backend if isinstance(backend, Backend) else None
-        port = free_port()
-        stack = await start_stack(
-            demo_secrets, ALL_SIMULATORS, webhook_base_url=f"http://127.0.0.1:{port}"
-        )
-        doc = merge(merge(base_config(stack), {"events": events_settings(sink)}), changes or {})
-        app = create_app(build_config(doc, demo_secrets))
-        client = TestClient(TestServer(app, host="127.0.0.1", port=port))
-        wired = Wired(client, app, stack, sink)
-        opened.append(wired)
-        await client.start_server()
-        return wired
-
-    yield make
-    for wired in opened:
-        await wired.client.close()
-        await wired.stack.close()
-        if wired.backend is not None and wired.backend.server is not None:
-            await wired.backend.server.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
-async def settle(w: Wired, quiet_s: float = 0.5) -> None:
-    """Let deliveries finish, then wait a little more so an extra one would show."""
-    await asyncio.wait_for(w.hub.queue.join(), 5)
-    await asyncio.sleep(quiet_s)
-
-
-# ---- events made by hand ---------------------------------------------------------------------
-
-
-def stripe_event(intent: dict[str, Any], event_type: str = "payment_intent.succeeded") -> bytes:
-    intent = {**intent, "status": event_type.rpartition(".")[2]}
-    event = {
-        "id": "evt_" + uuid.uuid4().hex[:24],
-        "object": "event",
-        "created": int(time.time()),
-        "data": {"object": intent},
-        "type": event_type,
-    }
-    return json.dumps(event).encode()
-
-
-def stripe_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    t = int(time.time()) if timestamp is None else timestamp
-    return {
-        "Content-Type": "application/json",
-        "Stripe-Signature": f"t={t},v1={stripe_sim.sign(secret, t, body)}",
-    }
-
-
-def adyen_notification(
-    hmac_key: str, psp: str, reference: str, value: int, event_code: str = "AUTHORISATION"
-) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "additionalData": {},
-        "amount": {"value": value, "currency": "EUR"},
-        "eventCode": event_code,
-        "eventDate": "2026-01-02T03:04:05+01:00",
-        "merchantAccountCode": "DemoCasino",
-        "merchantReference": reference,
-        "pspReference": psp,
-        "success": "true",
-    }
-    item["additionalData"]["hmacSignature"] = adyen_sim.sign_notification(
-        bytes.fromhex(hmac_key), item
-    )
-    return {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
-
+from tests.wired import (
+    ADYEN_ONLY,
+    ISO_UTC,
+    MakeWired,
+    adyen_notification,
+    eventually,
+    settle,
+    stripe_event,
+    stripe_headers,
+)
 
 # ---- the status rule -------------------------------------------------------------------------
 
@@ -290,7 +45,12 @@ def adyen_notification(
         ("succeeded", "payment.failed", ("succeeded", False)),
         ("canceled", "payment.succeeded", ("canceled", False)),
         ("failed", "payment.succeeded", ("succeeded", True)),
-        ("succeeded", "payment.refunded", ("succeeded", True)),
+        # What follows a success is a new state of its own, announced:
+        ("succeeded", "payment.canceled", ("canceled", True)),
+        ("succeeded", "payment.refunded", ("refunded", True)),
+        ("succeeded", "payment.reversed", ("reversed", True)),
+        ("refunded", "payment.succeeded", ("refunded", False)),
+        ("refunded", "payment.canceled", ("refunded", False)),
         ("pending", "payment.something_new", ("pending", False)),
     ],
 )
@@ -367,12 +127,12 @@ async def test_adyen_payment_succeeds_by_webhook(make_wired: MakeWired):
     assert all(r.verified for r in w.backend.received)
 
 
-async def test_adyen_refund_keeps_succeeded_and_is_announced(make_wired: MakeWired):
+async def test_adyen_refund_after_success_is_refunded_and_announced(make_wired: MakeWired):
     w = await make_wired(ADYEN_ONLY)
     payment = await w.pay()
     await w.adyen_complete(payment["provider_reference"], "authorised")
     await w.adyen_complete(payment["provider_reference"], "refund")
-    assert (await w.get(payment["payment_id"]))["status"] == "succeeded"
+    assert (await w.get(payment["payment_id"]))["status"] == "refunded"
     await settle(w)
     assert w.backend is not None
     events = w.backend.events()
@@ -380,6 +140,30 @@ async def test_adyen_refund_keeps_succeeded_and_is_announced(make_wired: MakeWir
     # The refund is its own Adyen transaction; the event names the payment it refunds.
     assert events[1]["provider_reference"] == payment["provider_reference"]
     assert len({e["event_id"] for e in events}) == 2
+
+
+async def test_adyen_cancellation_after_authorisation_is_canceled_and_announced(
+    make_wired: MakeWired,
+):
+    w = await make_wired(ADYEN_ONLY)
+    payment = await w.pay()
+    await w.adyen_complete(payment["provider_reference"], "authorised")
+    assert await w.stored_status(payment["payment_id"]) == "succeeded"
+    await w.adyen_complete(payment["provider_reference"], "cancelled")
+    assert await w.stored_status(payment["payment_id"]) == "canceled"
+    assert (await w.get(payment["payment_id"]))["status"] == "canceled"
+    history = await w.gateway.ledger.status_history(payment["payment_id"])
+    assert [(old, new) for old, new, _source in history] == [
+        (None, "requires_action"),  # the simulator asks for a redirect first
+        ("requires_action", "succeeded"),
+        ("succeeded", "canceled"),
+    ]
+    await settle(w)
+    assert w.backend is not None
+    assert [(e["type"], e["payment_id"]) for e in w.backend.events()] == [
+        ("payment.succeeded", payment["payment_id"]),
+        ("payment.canceled", payment["payment_id"]),
+    ]
 
 
 async def test_failed_and_canceled_stripe_payments(make_wired: MakeWired):
@@ -444,7 +228,9 @@ async def test_unverified_adyen_webhook_is_401_and_changes_nothing(
     w = await make_wired(ADYEN_ONLY)
     payment = await w.pay()
     psp = payment["provider_reference"]
-    reference = (await load_payment(w.gateway, payment["payment_id"]) or {})["_extra"]["reference"]
+    record = await w.gateway.ledger.payment(payment["payment_id"])
+    assert record is not None
+    reference = record.reference
     good = adyen_notification(w.stack.secrets.adyen_hmac_key, psp, reference, 2500)
     forged = copy.deepcopy(good)
     item = forged["notificationItems"][0]["NotificationRequestItem"]
@@ -529,9 +315,10 @@ async def test_event_for_unknown_payment_is_acknowledged_and_recorded(make_wired
     )
     assert (resp.status, await resp.json()) == (200, {"received": True})
     event_id = gateway_event_id("stripe", json.loads(body)["id"])
-    orphan = await w.gateway.store.get("whorphan:" + event_id)
-    assert orphan is not None
-    assert json.loads(orphan)["provider_reference"] == "pi_unknown123"
+    orphans = await w.gateway.ledger.orphan_events("stripe")
+    assert [(o["event_id"], o["detail"]["provider_reference"]) for o in orphans] == [
+        (event_id, "pi_unknown123")
+    ]
     await settle(w)
     assert w.backend is not None and w.backend.received == []
 

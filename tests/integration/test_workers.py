@@ -32,16 +32,29 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def test_workers_with_payments_need_a_shared_store(stack: Stack, tmp_path: Path):
-    path = tmp_path / "memory.yaml"
-    path.write_text(yaml.safe_dump(base_config(stack)))
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "run", "--config", str(path), "--workers", "2"],
+def _run(stack: Stack, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--config", str(path), *args],
         env={**os.environ, **stack.secrets.env(), "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60,
     )
+
+
+def test_a_memory_ledger_is_refused_outside_dev(stack: Stack, tmp_path: Path):
+    path = tmp_path / "memory.yaml"
+    path.write_text(yaml.safe_dump(base_config(stack)))  # ledger.backend: memory
+    done = _run(stack, path)
     assert done.returncode == 1
-    assert "needs storage.backend: redis" in done.stderr
+    assert "ledger.backend memory forgets every payment at restart" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_workers_with_payments_need_a_shared_ledger(stack: Stack, tmp_path: Path):
+    path = tmp_path / "memory.yaml"
+    path.write_text(yaml.safe_dump(base_config(stack)))
+    done = _run(stack, path, "--dev", "--workers", "2")
+    assert done.returncode == 1
+    assert "needs a ledger they all share" in done.stderr
 
 
 async def test_two_workers_share_a_port_and_one_metrics_view(
@@ -54,6 +67,7 @@ async def test_two_workers_share_a_port_and_one_metrics_view(
             "routes": {"games.list": {"cache": {"ttl_s": 60}}},
             "storage": {"backend": "redis", "url": "redis://127.0.0.1:6379/0",
                         "key_prefix": prefix, "replicas": 2},
+            "ledger": {"backend": "sqlite", "path": str(tmp_path / "ledger.db")},
         },
     )
     proc = await GatewayProcess(config, stack.secrets.env(), tmp_path, workers=2).start()

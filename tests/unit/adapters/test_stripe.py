@@ -342,17 +342,22 @@ def test_card_error_without_decline_code_uses_code() -> None:
 @pytest.mark.parametrize(
     "payment_intent", [None, "pi_123", {"id": "pi_1"}, {"status": "requires_payment_method"}]
 )
-def test_card_error_without_usable_intent_is_not_failover_safe(payment_intent: Any) -> None:
+def test_card_error_without_usable_intent_is_a_final_decline(payment_intent: Any) -> None:
+    # Stripe refused in its own shape: no money moved, and no other acquirer should be
+    # tried with a card declined as fraudulent.
     body = stripe_error(type="card_error", code="card_declined", decline_code="fraudulent",
                         message="Your card was declined.", payment_intent=payment_intent)
     err = classify(402, body)
-    assert flags(err) == (True, False, False)
+    assert flags(err) == (True, True, False)
+    assert err.final is True
     assert err.provider_code == "fraudulent"
     assert err.status == 402
 
 
 def test_402_with_garbage_body_is_not_failover_safe() -> None:
-    assert flags(classify(402, b"<html>declined</html>")) == (True, False, False)
+    err = classify(402, b"<html>declined</html>")
+    assert flags(err) == (True, False, False)
+    assert err.final is False
 
 
 def test_idempotency_error() -> None:

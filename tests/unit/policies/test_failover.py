@@ -18,8 +18,9 @@ from policies.failover import Step, payment_step, read_may_fail_over
         # timeout or 5xx: same provider, same key; then unknown
         ((False, True, False, True), 1, False, Step.RETRY_SAME),
         ((False, True, False, True), 0, False, Step.UNKNOWN),
-        # definite refusal that must not move elsewhere (idempotency error)
-        ((False, True, False, False), 1, False, Step.REJECT),
+        # an answer that does not prove the provider refused before acting (a 4xx not in the
+        # provider's error shape, "key in use"): the payment stays there, unknown (202)
+        ((False, True, False, False), 1, False, Step.UNKNOWN),
         # After an attempt that may have charged, nothing moves the payment elsewhere:
         ((False, False, True, False), 1, True, Step.UNKNOWN),  # breaker opened meanwhile
         ((False, True, True, False), 1, True, Step.UNKNOWN),  # 429 on the retry
@@ -41,6 +42,22 @@ def test_payment_step(attempt, retries_left, owned, step):
         )
         is step
     )
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_a_final_refusal_is_answered_not_failed_over(owned: bool):
+    # A hard decline took no money and no other provider should see it; after an attempt
+    # that may have charged, though, nothing but the owner's outcome counts.
+    step = payment_step(
+        succeeded=False,
+        maybe_delivered=True,
+        failover_safe=True,
+        retry_same=False,
+        retries_left=1,
+        owned=owned,
+        final=True,
+    )
+    assert step is (Step.UNKNOWN if owned else Step.REJECT)
 
 
 def test_reads_fail_over_once():

@@ -1,0 +1,177 @@
+"""The ledger: where money state lives (idempotency claims, payments, provider events).
+
+`Ledger` is what the flows call; each method is one transaction of the database behind it
+(SQLite by default, PostgreSQL for several hosts, SQLite in memory for tests). A method that
+cannot reach the database raises `LedgerUnavailable`, and the caller then moves no money.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from gateway.config.model import LedgerSettings
+from gateway.ledger import claims, payments, provider_events, retention, schema
+from gateway.ledger.database import Database, LedgerTooNew, LedgerUnavailable
+from gateway.ledger.payments import Change, PaymentRecord
+from gateway.ledger.postgres import PostgresDatabase
+from gateway.ledger.sqlite import MEMORY, SqliteDatabase
+from policies.idempotency import Claimed, ClaimRecord, Conflict, Replay
+
+log = logging.getLogger("gateway.ledger")
+T = TypeVar("T")
+PRUNE_INTERVAL_S = 3600.0
+
+
+def open_database(settings: LedgerSettings) -> Database:
+    if settings.backend == "postgres":
+        if not settings.url:
+            raise ValueError("ledger.backend postgres needs ledger.url_env")
+        return PostgresDatabase(
+            settings.url, pool_size=settings.pool_size, timeout_ms=settings.timeout_ms
+        )
+    if settings.backend == "memory":
+        return SqliteDatabase(MEMORY)
+    return SqliteDatabase(
+        settings.path,
+        synchronous=settings.synchronous.upper(),
+        busy_timeout_ms=settings.timeout_ms,
+    )
+
+
+class Ledger:
+    def __init__(
+        self,
+        settings: LedgerSettings,
+        db: Database | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.db = db or open_database(settings)
+        self.clock = clock
+        self._pruner: asyncio.Task[None] | None = None
+
+    @property
+    def description(self) -> str:
+        return self.db.description
+
+    async def start(self) -> None:
+        applied = await self.db.run(schema.migrate)
+        if applied:
+            log.info("ledger migrated", extra={"ledger": self.description, "applied": applied})
+        self._pruner = asyncio.create_task(self._prune_forever(), name="ledger-pruner")
+
+    async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        await self.db.close()
+
+    async def status(self) -> dict[str, Any]:
+        """For /readyz: reachable, and at which schema version."""
+        try:
+            version = await self.db.read(schema.check_version)
+        except (LedgerUnavailable, LedgerTooNew) as exc:
+            return {"backend": self.settings.backend, "ok": False, "error": str(exc)[:200]}
+        return {"backend": self.settings.backend, "ok": True, "schema_version": version}
+
+    # ---- idempotency claims
+
+    async def claim(self, client_id: str, key: str, fp: str) -> Claimed | Replay | Conflict:
+        token = secrets.token_hex(16)
+        return await self.db.run(
+            claims.claim, client_id, key, fp, token, self.clock(), self.settings.claim_lease_s
+        )
+
+    async def claim_record(self, client_id: str, key: str) -> ClaimRecord | None:
+        return await self.db.read(claims.read_claim, client_id, key)
+
+    async def stamp_owner(self, held: Claimed, provider: str) -> None:
+        await self.db.run(claims.stamp_owner, held, provider, self.clock())
+
+    async def finish(
+        self,
+        held: Claimed,
+        http_status: int,
+        answer: dict[str, Any],
+        payment: PaymentRecord | None,
+        *,
+        owner: str | None = None,
+        unknown: bool = False,
+    ) -> None:
+        finish = functools.partial(claims.finish, owner=owner, unknown=unknown, now=self.clock())
+        await self.db.run(finish, held, http_status, answer, payment)
+
+    async def abandon(self, held: Claimed, attempts: Sequence[dict[str, Any]]) -> None:
+        await self.db.run(claims.abandon, held, attempts, self.clock())
+
+    async def settle_unknown(self, client_id: str, key: str, answer: dict[str, Any]) -> bool:
+        return await self.db.run(claims.settle_unknown, client_id, key, answer, self.clock())
+
+    # ---- payments
+
+    async def payment(self, payment_id: str) -> PaymentRecord | None:
+        return await self.db.read(payments.get_payment, payment_id)
+
+    async def update_payment(
+        self, payment_id: str, change: Change[T], *, source: str
+    ) -> tuple[PaymentRecord, PaymentRecord, T] | None:
+        update = functools.partial(payments.update_payment, source=source, now=self.clock())
+        return await self.db.run(update, payment_id, change)
+
+    async def status_history(self, payment_id: str) -> list[tuple[str | None, str, str]]:
+        return await self.db.read(payments.status_history, payment_id)
+
+    # ---- provider events
+
+    async def apply_provider_event(
+        self,
+        provider: str,
+        provider_event_id: str,
+        event_id: str,
+        event_type: str,
+        references: Sequence[str | None],
+        detail: dict[str, Any],
+        change: Change[T],
+    ) -> provider_events.Applied[T] | provider_events.Duplicate | provider_events.Orphan:
+        return await self.db.run(
+            provider_events.apply_event,
+            provider,
+            provider_event_id,
+            event_id,
+            event_type,
+            references,
+            detail,
+            change,
+            self.clock(),
+        )
+
+    async def orphan_events(self, provider: str | None = None) -> list[dict[str, Any]]:
+        return await self.db.read(provider_events.orphans, provider)
+
+    # ---- retention
+
+    async def prune(self) -> retention.Pruned:
+        retention_s = self.settings.retention_days * 86400.0
+        return await self.db.run(retention.prune, self.clock(), retention_s)
+
+    async def _prune_forever(self) -> None:
+        # Replicas started together spread their pruning over the first interval.
+        await asyncio.sleep(random.uniform(60.0, PRUNE_INTERVAL_S))
+        while True:
+            try:
+                pruned = await self.prune()
+                log.info("ledger pruned", extra={"pruned": dataclasses.asdict(pruned)})
+            except LedgerUnavailable as exc:
+                log.warning("ledger pruning skipped", extra={"error": str(exc)})
+            await asyncio.sleep(PRUNE_INTERVAL_S)

@@ -1,0 +1,38 @@
+"""The ledger's transaction tests (tests/unit/gateway/ledger) run again on PostgreSQL.
+
+Each test gets a database of its own on the server at 127.0.0.1:5432, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.config.model import LedgerSettings
+from tests.pg import create_database, drop_database
+from tests.unit.gateway.ledger.test_ledger import (  # noqa: F401 - collected here as well
+    clock,
+    ledger,
+    test_a_stale_token_can_neither_stamp_nor_finish,
+    test_abandon_frees_the_key_and_keeps_the_attempts,
+    test_an_orphaned_claim_is_taken_over_with_its_owner,
+    test_concurrent_claims_have_one_winner,
+    test_concurrent_updates_each_see_the_last_one,
+    test_finish_records_answer_and_payment_in_one_go,
+    test_migrations_are_idempotent_and_a_newer_database_is_refused,
+    test_one_claim_per_key_then_conflicts,
+    test_orphan_event_is_kept_and_applied_once_the_payment_exists,
+    test_provider_event_applied_once,
+    test_prune_keeps_what_has_not_settled,
+    test_settle_unknown_once,
+    test_unknown_outcome_never_expires_but_a_settled_key_does,
+    test_update_is_compare_and_set_under_lock,
+)
+
+
+@pytest.fixture
+def ledger_settings() -> Iterator[LedgerSettings]:
+    url = create_database()
+    yield LedgerSettings(backend="postgres", url=url, claim_lease_s=5, pool_size=8)
+    drop_database(url)
