@@ -87,6 +87,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_ledger(config: Config) -> str:
+    ledger = config.ledger
+    where = {
+        "sqlite": f"sqlite file {ledger.path}",
+        "postgres": "postgres (url from the environment)",
+        "memory": "memory (payments forgotten at restart; tests only)",
+    }[ledger.backend]
+    return f"{where}, settled records kept {ledger.retention_days} days"
+
+
 def ledger_start_problem(config: Config, workers: int, *, dev: bool) -> str | None:
     if config.ledger.backend == "memory" and not (dev or config.ledger.accept_data_loss):
         return (
@@ -139,6 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
+    print(f"ledger: {describe_ledger(config)}")
     if args.against:
         return _print_diff(
             args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)

@@ -194,6 +194,7 @@ def test_shipped_config_passes_with_the_demo_variables(runs: dict[str, Run]):
         "ok: config/providers.yaml: 4 providers; games.list -> hub88/slotegrator, "
         "games.get -> hub88/slotegrator, games.launch -> hub88/slotegrator, "
         "payments.create -> stripe/adyen, payments.get -> stripe/adyen\n"
+        "ledger: sqlite file data/ledger.db, settled records kept 120 days\n"
     )
 
 
@@ -225,7 +226,10 @@ def test_main_check_valid(demo_env: DemoSecrets, tmp_path: Path, capsys):
     path.write_text(VALID)
     assert main(["check", str(path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out == f"ok: {path}: {VALID_SUMMARY}\n"
+    assert captured.out == (
+        f"ok: {path}: {VALID_SUMMARY}\n"
+        "ledger: sqlite file data/ledger.db, settled records kept 120 days\n"
+    )
     assert captured.err == ""
 
 
