@@ -1,5 +1,5 @@
-"""Throwaway secrets for one run: the gateway's keys (an RSA key for Hub88 made for the run)
-and the payment id row E reads, minted for the fixture intent `pi_bench`."""
+"""Throwaway secrets for one run: the gateway's keys (an RSA key for Hub88 made for the run),
+handed to each gateway in its environment."""
 
 from __future__ import annotations
 
@@ -28,21 +28,11 @@ class Secrets:
         }
 
 
-def make_secrets_and_payment_id() -> tuple[Secrets, str]:
+def make_secrets() -> Secrets:
     # Imported here: the project's packages are found from the repository root, which is
     # not on sys.path when bench/run.py runs as a script.
     sys.path.insert(0, str(ROOT))
-    from gateway.payments.ids import PaymentRef, encode
     from simulators.hub88 import generate_operator_keypair
 
     private_pem, _ = generate_operator_keypair()
-    keys = Secrets(hub88_private_pem=private_pem)
-    ref = PaymentRef(
-        provider="stripe",
-        reference="gw_bench",
-        provider_reference="pi_bench",
-        amount=2500,
-        currency="EUR",
-        created_at=1_764_000_000,
-    )
-    return keys, encode(ref, keys.payment_id_secret.encode())
+    return Secrets(hub88_private_pem=private_pem)

@@ -1,18 +1,20 @@
-"""Plain HTTP from the harness itself: waiting for a server to answer, and checking that a
-row's URL answers what the row means to measure before any load is sent."""
+"""Plain HTTP from the harness itself: waiting for a server to answer, checking that a row's
+URL answers what the row means to measure before any load is sent, and creating the payment
+row E reads back."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from paths import GAME_ID
+from paths import DEPOSIT_BODY, GAME_ID, INTENT_ID, INTENT_STATUS, PAYMENTS_PATH
 from procs import Proc
 from progress import BenchError
 
@@ -30,11 +32,21 @@ class Answer:
 
 
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> Answer:
+    return http_request("GET", url, headers, timeout=timeout)
+
+
+def http_request(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+    timeout: float = 5.0,
+) -> Answer:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return Answer(response.status, dict(response.getheaders()), response.read())
     finally:
@@ -82,15 +94,57 @@ def warm_game(url: str, headers: dict[str, str], attempts: int) -> None:
     expect(answer.headers.get("X-Cache") == "HIT", f"GET {url}: cache not warm", answer)
 
 
-def check_payment(url: str, headers: dict[str, str]) -> None:
-    answer = http_get(url, headers)
-    expect(answer.status == 200, f"GET {url}", answer)
-    body = answer.json()
-    expect(
-        body.get("provider") == "stripe"
-        and body.get("provider_reference") == "pi_bench"
-        and body.get("status") == "succeeded",
-        f"GET {url}: not the Stripe fixture read back",
-        answer,
+def _is_fixture_payment(body: Any) -> bool:
+    return (
+        isinstance(body, dict)
+        and body.get("provider") == "stripe"
+        and body.get("provider_reference") == INTENT_ID
+        and body.get("status") == INTENT_STATUS
     )
-    expect("X-Cache" not in answer.headers, f"GET {url}: payments.get is cached", answer)
+
+
+def create_payment(base: str, headers: dict[str, str]) -> str:
+    """POST the deposit under a new Idempotency-Key, as rows P and Q do; the payment's id.
+    The answer must be a 201 from Stripe (nginx): a created payment, not a replay."""
+    url = base + PAYMENTS_PATH
+    key = f"bench-check-{secrets.token_hex(8)}"
+    post_headers = {**headers, "Idempotency-Key": key, "Content-Type": "application/json"}
+    answer = http_request("POST", url, post_headers, DEPOSIT_BODY)
+    expect(answer.status == 201, f"POST {url}: expected 201", answer)
+    body = answer.json()
+    expect(_is_fixture_payment(body), f"POST {url}: not the Stripe fixture created", answer)
+    expect(
+        "Idempotent-Replayed" not in answer.headers, f"POST {url}: replayed, not created", answer
+    )
+    payment_id = body.get("payment_id")
+    expect(isinstance(payment_id, str) and bool(payment_id), f"POST {url}: no id", answer)
+    return str(payment_id)
+
+
+def _stripe_reads(base: str) -> float:
+    """How many times the gateway has read a payment from Stripe (its /metrics)."""
+    answer = http_get(base + "/metrics")
+    expect(answer.status == 200, f"GET {base}/metrics", answer)
+    total = 0.0
+    for line in answer.body.decode().splitlines():
+        if (
+            line.startswith("gateway_upstream_requests_total{")
+            and 'provider="stripe"' in line
+            and 'operation="payments.get"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def check_payment(base: str, path: str, headers: dict[str, str]) -> None:
+    """Row E's read-back: the payment created through the gateway, still `processing`, and
+    read from Stripe (nginx) on each request, not answered from the ledger alone."""
+    url = base + path
+    before = _stripe_reads(base)
+    for _ in range(2):
+        answer = http_get(url, headers)
+        expect(answer.status == 200, f"GET {url}", answer)
+        expect(_is_fixture_payment(answer.json()), f"GET {url}: not the Stripe fixture", answer)
+        expect("X-Cache" not in answer.headers, f"GET {url}: payments.get is cached", answer)
+    calls = _stripe_reads(base) - before
+    expect(calls == 2, f"GET {url}: {calls:g} reads from Stripe for 2 requests", answer)

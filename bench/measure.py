@@ -1,5 +1,6 @@
 """Measuring one row: the Row record it fills, wrk's measurement and the paced client's, each
-repeated when other work on a shared machine disturbed it, and the servers' peak memory."""
+repeated when other work on a shared machine disturbed it, the check that a scripted row got
+only the answers it expects, and the servers' peak memory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ from procfs import CpuWindow, peak_rss_mib
 from procs import Proc, project_env
 from progress import BenchError, progress
 from settings import Settings
-from wrk import WrkResult, parse_wrk, wrk
+from wrk import Script, WrkResult, parse_wrk, wrk
 
 # At most this long is spent waiting for other work to calm down before a repeat.
 QUIET_WAIT_S = 20.0
@@ -38,7 +40,15 @@ class Row:
     attempts: int | None = None  # measurements made; the least disturbed one is kept
     server_cpu_cores: float | None = None  # the servers of the row, nginx included
     other_load_cores: float | None = None  # CPU used by anything else on the machine
+    # Scripted rows (P, Q): answers other than the expected 201, counted by the wrk script.
+    unexpected_status: int | None = None
+    # A row whose requests did not all succeed as expected: its numbers measure something
+    # else (errors are cheap), so no ratio is drawn from it and the run exits with 1.
+    failed: bool = False
     note: str = ""
+
+    def add_note(self, text: str) -> None:
+        self.note = f"{self.note} {text}" if self.note else text
 
 
 class Meter:
@@ -76,20 +86,24 @@ class Meter:
         url: str,
         headers: dict[str, str] | None = None,
         server: Proc | None = None,
+        script: Script | None = None,
+        more_servers: Callable[[], list[int]] | None = None,
     ) -> Row:
+        """`more_servers`: pids that also serve the row (row Q's PostgreSQL processes), asked
+        after the warm-up, when the gateway's connection pool has grown."""
         headers = headers or {}
-        servers = self._servers(server)
         s = self.settings
         if s.warmup_s:
             progress(f"{row.row}: warm-up {s.warmup_s}s")
-            wrk(s, url, headers, s.warmup_s)
+            wrk(s, url, headers, s.warmup_s, script)
         best: tuple[WrkResult, CpuWindow] | None = None
         attempt = 0
         while True:
             attempt += 1
+            servers = self._servers(server) + (more_servers() if more_servers else [])
             progress(f"{row.row}: wrk {s.duration_s}s, {s.connections} connections -> {url}")
             with CpuWindow(servers) as cpu:
-                output = wrk(s, url, headers, s.duration_s)
+                output = wrk(s, url, headers, s.duration_s, script)
             result = parse_wrk(output)
             progress(
                 f"{row.row}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms} ms, "
@@ -111,10 +125,11 @@ class Meter:
         row.requests = result.requests
         row.non_2xx = result.non_2xx
         row.socket_errors = result.socket_errors
-        if result.non_2xx or result.socket_errors:
-            row.note = (row.note + " " if row.note else "") + (
-                f"{result.non_2xx} non-2xx, {result.socket_errors} socket errors"
-            )
+        row.unexpected_status = result.unexpected
+        if result.unexpected or (script is not None and result.socket_errors):
+            _fail(row, result)
+        elif result.non_2xx or result.socket_errors:
+            row.add_note(f"{result.non_2xx} non-2xx, {result.socket_errors} socket errors")
         return row
 
     def paced(
@@ -161,6 +176,17 @@ class Meter:
                 break
         best["attempts"] = attempt
         return best
+
+
+def _fail(row: Row, result: WrkResult) -> None:
+    """Loudly: on stderr now, in the row's note, in the table, and in the exit status."""
+    row.failed = True
+    row.add_note(
+        f"FAILED: {result.unexpected or 0} of {result.requests} answers were not a fresh 201, "
+        f"{result.socket_errors} socket errors"
+        + (f"; first: {result.first_unexpected[:200]}" if result.first_unexpected else "")
+    )
+    progress(f"{row.row}: {row.note}")
 
 
 def record_rss(row: Row, proc: Proc) -> None:

@@ -1,8 +1,10 @@
 """Where the benchmark's things are: the harness's files in the repository, and what the
-upstream nginx serves (the paths, ids and catalogs the rows ask for)."""
+upstream nginx serves and the gateway is sent (the paths, ids, catalogs and the deposit the
+rows ask for)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -10,8 +12,25 @@ ROOT = BENCH.parent
 FIXTURES = BENCH / "upstream"
 NGINX_TEMPLATE = FIXTURES / "nginx.conf.template"
 GATEWAY_TEMPLATE = BENCH / "gateway.yaml"
+# wrk's script for rows P and Q: POST the deposit, a new Idempotency-Key each time.
+CREATE_SCRIPT = BENCH / "create_payment.lua"
 
 INTENT_PATH = "/v1/payment_intents/pi_bench"
+INTENT_ID = "pi_bench"  # what nginx answers for a create and a read-back alike
+INTENT_STATUS = "processing"  # not settled: the gateway reads it from Stripe every time
 # The catalogs nginx serves gzipped (gzip_static) to a client that accepts it.
 GZIPPED_FIXTURES = ("hub88_game_list.json", "slotegrator_games.json")
 GAME_ID = "pragmatic-play:sweet-bonanza"  # sold by both aggregators: two offers to merge
+
+PAYMENTS_PATH = "/v1/payments"
+# The deposit rows E, P and Q create; amount and currency match the fixture intent, as the
+# gateway checks on every read-back. bench/create_payment.lua sends the same bytes.
+DEPOSIT = {
+    "type": "deposit",
+    "amount": 2500,
+    "currency": "EUR",
+    "player_id": "player-1",
+    "method": {"type": "card"},
+    "return_url": "https://casino.example/r",
+}
+DEPOSIT_BODY = json.dumps(DEPOSIT, separators=(",", ":"))

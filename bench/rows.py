@@ -1,22 +1,33 @@
-"""The six rows, A to F, in the order a run takes them: what each one starts, checks and
-measures (with the paced measurements of A and E), gathered into the run's result."""
+"""The rows, A to F then P and Q, in the order a run takes them: what each one starts, checks
+and measures (with the paced measurements of A and E), gathered into the run's result."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from credentials import make_secrets_and_payment_id
-from http_checks import check_intent, check_payment, warm_game
+from credentials import make_secrets
+from http_checks import check_intent, check_payment, create_payment, warm_game
 from machine import machine_info
 from measure import Meter, Row, record_rss
-from paths import GAME_ID, INTENT_PATH
-from procs import Procs
+from paths import CREATE_SCRIPT, DEPOSIT_BODY, GAME_ID, INTENT_PATH, PAYMENTS_PATH
+from procs import Proc, Procs
 from progress import progress
 from report import report
 from servers import Servers, workers_flag_missing
 from settings import Settings
+from throwaway_pg import PostgresUnavailable, throwaway_database
+from wrk import Script
+
+GAME_PATH = f"/v1/games/{GAME_ID}"
+# Row Q's ledger: the URL is a secret in production, so it comes from the environment.
+POSTGRES_LEDGER = {"backend": "postgres", "url_env": "BENCH_LEDGER_URL"}
+# Rows P and Q: a new key prefix for every wrk run (see bench/create_payment.lua).
+CREATE = Script(CREATE_SCRIPT, lambda: [f"bench-{secrets.token_hex(8)}", DEPOSIT_BODY])
 
 
 class Bench:
@@ -25,79 +36,136 @@ class Bench:
     def __init__(self, settings: Settings, workdir: Path, procs: Procs) -> None:
         self.settings = settings
         self.procs = procs
-        self.keys, self.payment_id = make_secrets_and_payment_id()
+        self.keys = make_secrets()
         self.api_headers = {"X-API-Key": self.keys.api_key}
         self.servers = Servers(settings, workdir, procs, self.keys)
+        self.rows: list[Row] = []
+        self.paced: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
         # Taken before any load: the load average then is other work on the machine.
         machine = machine_info(datetime.now(UTC))
-        rows: list[Row] = []
-        paced: dict[str, Any] = {}
         servers = self.servers
         progress(f"nginx: upstream :{servers.upstream_port}, proxy :{servers.nginx_proxy_port}")
         meter = Meter(self.settings, servers.start_nginx())
-        direct = servers.upstream + INTENT_PATH
-        check_intent(direct)
-        rows.append(meter.measure(Row("A", "nginx upstream, direct", INTENT_PATH), direct))
-        paced["A"] = meter.paced("A", direct)
+        self._nginx_rows(meter)
+        self._proxy_row(meter)
+        self._cached_row(meter, Row("D", "gateway, GET /v1/games/{id}, cache hit", GAME_PATH), 1)
+        self._read_payment_row(meter)
+        self._workers_row(meter)
+        self._create_row(
+            meter,
+            Row(
+                "P",
+                "gateway, POST /v1/payments, new Idempotency-Key each, SQLite ledger: "
+                "claim, Stripe adapter -> upstream, record",
+                PAYMENTS_PATH,
+            ),
+        )
+        self._postgres_row(meter)
+        return report(self.settings, machine, self.rows, self.paced)
 
-        via_nginx = f"http://127.0.0.1:{servers.nginx_proxy_port}{INTENT_PATH}"
+    @contextlib.contextmanager
+    def _gateway(
+        self,
+        name: str,
+        workers: int = 1,
+        ledger: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Iterator[tuple[Proc, str]]:
+        proc, base = self.servers.start_gateway(name, workers, ledger, env)
+        try:
+            yield proc, base
+        finally:
+            self.procs.stop(proc)
+
+    def _nginx_rows(self, meter: Meter) -> None:
+        direct = self.servers.upstream + INTENT_PATH
+        check_intent(direct)
+        self.rows.append(meter.measure(Row("A", "nginx upstream, direct", INTENT_PATH), direct))
+        self.paced["A"] = meter.paced("A", direct)
+
+        via_nginx = f"http://127.0.0.1:{self.servers.nginx_proxy_port}{INTENT_PATH}"
         check_intent(via_nginx)
         row = Row("B", "nginx proxy_pass (keepalive) -> upstream", INTENT_PATH)
-        rows.append(meter.measure(row, via_nginx))
+        self.rows.append(meter.measure(row, via_nginx))
 
-        proc, base = servers.start_proxy()
+    def _proxy_row(self, meter: Meter) -> None:
+        proc, base = self.servers.start_proxy()
         try:
             check_intent(base + INTENT_PATH)
             row = Row("C", "bench/proxy.py, bare aiohttp proxy -> upstream", INTENT_PATH)
-            rows.append(meter.measure(row, base + INTENT_PATH, server=proc))
+            self.rows.append(meter.measure(row, base + INTENT_PATH, server=proc))
             record_rss(row, proc)
         finally:
             self.procs.stop(proc)
 
-        game_path = f"/v1/games/{GAME_ID}"
-        proc, base = servers.start_gateway("gateway-D", 1)
-        try:
-            warm_game(base + game_path, self.api_headers, attempts=1)
-            row = Row("D", "gateway, GET /v1/games/{id}, cache hit", game_path)
-            rows.append(meter.measure(row, base + game_path, self.api_headers, proc))
+    def _cached_row(self, meter: Meter, row: Row, workers: int) -> None:
+        with self._gateway(f"gateway-{row.row}", workers) as (proc, base):
+            # Connections are spread over the workers by the kernel: a few fresh ones warm
+            # each worker's own cache, the wrk warm-up does the rest.
+            attempts = 1 if workers == 1 else 8 * workers
+            warm_game(base + GAME_PATH, self.api_headers, attempts)
+            self.rows.append(meter.measure(row, base + GAME_PATH, self.api_headers, proc))
             record_rss(row, proc)
-        finally:
-            self.procs.stop(proc)
 
-        payment_path = f"/v1/payments/{self.payment_id}"
-        proc, base = servers.start_gateway("gateway-E", 1)
-        try:
-            check_payment(base + payment_path, self.api_headers)
+    def _read_payment_row(self, meter: Meter) -> None:
+        with self._gateway("gateway-E") as (proc, base):
+            # The ledger answers 404 for a payment it does not hold: make one, as a client
+            # would. The fixture intent stays `processing`, so every read asks Stripe.
+            path = f"{PAYMENTS_PATH}/{create_payment(base, self.api_headers)}"
+            check_payment(base, path, self.api_headers)
             row = Row(
                 "E",
-                "gateway, GET /v1/payments/{id}, no cache: auth, rate limit, breaker, "
+                "gateway, GET /v1/payments/{id}, no cache: auth, rate limit, ledger, breaker, "
                 "Stripe adapter -> upstream",
-                "/v1/payments/{id}",
+                f"{PAYMENTS_PATH}/{{id}}",
             )
-            rows.append(meter.measure(row, base + payment_path, self.api_headers, proc))
-            paced["E"] = meter.paced("E", base + payment_path, self.api_headers, proc)
+            self.rows.append(meter.measure(row, base + path, self.api_headers, proc))
+            self.paced["E"] = meter.paced("E", base + path, self.api_headers, proc)
             record_rss(row, proc)
-        finally:
-            self.procs.stop(proc)
 
+    def _workers_row(self, meter: Meter) -> None:
         workers = self.settings.gateway_workers
-        row = Row("F", f"gateway --workers {workers}, as D", game_path)
+        row = Row("F", f"gateway --workers {workers}, as D", GAME_PATH)
         missing = workers_flag_missing()
         if missing:
-            row.available = False
-            row.note = f"not available: {missing}"
-            progress(f"F: {row.note}")
-            rows.append(row)
+            self._not_available(row, missing)
         else:
-            proc, base = servers.start_gateway("gateway-F", workers)
-            try:
-                # Connections are spread over the workers by the kernel: a few fresh ones warm
-                # each worker's own cache, the wrk warm-up does the rest.
-                warm_game(base + game_path, self.api_headers, attempts=8 * workers)
-                rows.append(meter.measure(row, base + game_path, self.api_headers, proc))
-                record_rss(row, proc)
-            finally:
-                self.procs.stop(proc)
-        return report(self.settings, machine, rows, paced)
+            self._cached_row(meter, row, workers)
+
+    def _create_row(
+        self,
+        meter: Meter,
+        row: Row,
+        ledger: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        more_servers: Callable[[], list[int]] | None = None,
+    ) -> None:
+        with self._gateway(f"gateway-{row.row}", 1, ledger, env) as (proc, base):
+            create_payment(base, self.api_headers)
+            url = base + PAYMENTS_PATH
+            meter.measure(row, url, self.api_headers, proc, CREATE, more_servers)
+            record_rss(row, proc)
+        self.rows.append(row)
+
+    def _postgres_row(self, meter: Meter) -> None:
+        row = Row(
+            "Q",
+            "gateway, as P with a PostgreSQL ledger (local server, throwaway database)",
+            PAYMENTS_PATH,
+        )
+        try:
+            with throwaway_database() as db:
+                progress(f"Q: PostgreSQL database {db.name}, dropped after the row")
+                env = {POSTGRES_LEDGER["url_env"]: db.url}
+                self._create_row(meter, row, POSTGRES_LEDGER, env, db.server_pids)
+        except PostgresUnavailable as exc:
+            self._not_available(row, str(exc))
+
+    def _not_available(self, row: Row, why: str) -> None:
+        row.available = False
+        # One line: it goes into a Markdown table cell (a driver's error has several).
+        row.note = "not available: " + " ".join(why.split())
+        progress(f"{row.row}: {row.note}")
+        self.rows.append(row)

@@ -3,7 +3,7 @@
     python bench/run.py                      # full run, 2 minutes (10 on a busy machine)
     python bench/run.py --smoke              # seconds: checks the harness, not the numbers
 
-One run measures six rows with the same load generator (wrk, --latency) at the same
+One run measures eight rows with the same load generator (wrk, --latency) at the same
 concurrency, all on 127.0.0.1, against one nginx that answers as the providers do (fixed
 JSON from bench/upstream/):
 
@@ -12,16 +12,25 @@ JSON from bench/upstream/):
     C  wrk -> bench/proxy.py -> upstream       same path (bare aiohttp reverse proxy)
     D  wrk -> gateway                          GET /v1/games/{id}, cache hit
     E  wrk -> gateway -> Stripe adapter -> upstream
-                                               GET /v1/payments/{id}, no cache
+                                               GET /v1/payments/{id}, no cache (a payment
+                                               created through the gateway first)
     F  wrk -> gateway --workers 2              as D
+    P  wrk -> gateway (SQLite ledger) -> Stripe adapter -> upstream
+                                               POST /v1/payments, a new Idempotency-Key each
+    Q  as P with a PostgreSQL ledger           (a throwaway database on the local server;
+                                               not available when there is none)
 
-then the ratios D/C, E/C and D/B against their targets, and the p99 latency E adds over A
-at a fixed 500 requests/s (bench/paced.py). Results go to <out>/latest.json, latest.md and
-a timestamped copy of each. Everything started is stopped before the command returns.
+then the ratios D/C, E/C and D/B against their targets, P/C and Q/C without one (reported),
+and the p99 latency E adds over A at a fixed 500 requests/s (bench/paced.py). Results go to
+<out>/latest.json, latest.md and a timestamped copy of each. Everything started is stopped
+(and row Q's database dropped) before the command returns. A row whose requests did not
+all get the answer it measures (P, Q: 201) is marked FAILED and the command exits with 1,
+after writing its results.
 
 The harness is split by what each part holds, in the modules beside this one: settings
-(the command line), rows (A to F in order), servers, http_checks, wrk, measure, procs,
-procfs, credentials, machine, report (JSON and Markdown), paths and progress.
+(the command line), rows (A to Q in order), servers, throwaway_pg, http_checks, wrk (and
+create_payment.lua, its script for P and Q), measure, procs, procfs, credentials, machine,
+report (JSON and Markdown), paths and progress.
 """
 
 from __future__ import annotations
@@ -82,7 +91,10 @@ def main(argv: list[str] | None = None, stdout: TextIO = sys.stdout) -> int:
         progress(f"wrote {path}")
     stdout.write(markdown)
     stdout.flush()
-    return 0
+    failed = [row for row in result["rows"] if row["failed"]]
+    for row in failed:
+        print(f"bench: row {row['row']} {row['note']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

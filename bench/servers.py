@@ -1,17 +1,19 @@
 """The servers the rows measure: nginx as the upstream and as row B's proxy, the bare
-aiohttp proxy of row C, the gateway of rows D to F; each started, then waited for until it
-answers."""
+aiohttp proxy of row C, the gateway of rows D to Q (each with its own config and ledger);
+each started, then waited for until it answers."""
 
 from __future__ import annotations
 
 import grp
 import gzip
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from credentials import Secrets
 from http_checks import http_get, wait_until
@@ -31,7 +33,7 @@ from settings import Settings
 
 class Servers:
     """Starts each server on a free port of 127.0.0.1 in the run's folder; nginx's two ports
-    and the gateway's config are chosen once, for the whole run."""
+    are chosen once, for the whole run."""
 
     def __init__(self, settings: Settings, workdir: Path, procs: Procs, keys: Secrets) -> None:
         self.settings = settings
@@ -40,10 +42,21 @@ class Servers:
         self.keys = keys
         self.upstream_port, self.nginx_proxy_port = free_ports(2)
         self.upstream = f"http://127.0.0.1:{self.upstream_port}"
-        self.gateway_config = workdir / "gateway.yaml"
-        self.gateway_config.write_text(
-            GATEWAY_TEMPLATE.read_text().replace("@@UPSTREAM@@", self.upstream)
+
+    def sqlite_ledger(self, name: str) -> dict[str, Any]:
+        """A ledger file of this gateway's own in the run's folder (removed with it)."""
+        return {"backend": "sqlite", "path": str(self.workdir / f"ledger-{name}.db")}
+
+    def _gateway_config(self, name: str, ledger: dict[str, Any]) -> Path:
+        # JSON is YAML: the ledger block goes in as a flow mapping.
+        text = (
+            GATEWAY_TEMPLATE.read_text()
+            .replace("@@UPSTREAM@@", self.upstream)
+            .replace("@@LEDGER@@", json.dumps(ledger))
         )
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(text)
+        return path
 
     def start_nginx(self) -> Proc:
         prefix = self.workdir / "nginx"
@@ -95,15 +108,24 @@ class Servers:
         wait_until("bench/proxy.py", lambda: http_get(url + INTENT_PATH).status == 200, proc)
         return proc, url
 
-    def start_gateway(self, name: str, workers: int) -> tuple[Proc, str]:
+    def start_gateway(
+        self,
+        name: str,
+        workers: int,
+        ledger: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> tuple[Proc, str]:
+        """`ledger`: the config's ledger block (a SQLite file of its own by default); `env`:
+        more variables for it (the PostgreSQL URL that `url_env` names)."""
         port = free_port()
-        env = {**project_env(), **self.keys.env()}
+        config = self._gateway_config(name, ledger or self.sqlite_ledger(name))
+        env = {**project_env(), **self.keys.env(), **(env or {})}
         # The run decides the process count and the metrics mode, not the caller's shell.
         env.pop("GATEWAY_WORKERS", None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         argv = [
             sys.executable, "-m", "gateway", "run",
-            "--config", str(self.gateway_config),
+            "--config", str(config),
             "--port", str(port),
             "--log-level", "warning",
         ]  # fmt: skip

@@ -83,14 +83,19 @@ def synthetic_games(catalog: Any, count: int, skip: int) -> list[Any]:
 
 
 def payment_intent() -> dict[str, Any]:
-    """A succeeded card PaymentIntent as Stripe's API version 2024-06-20 returns it."""
+    """A card PaymentIntent as Stripe's API version 2024-06-20 returns it, still `processing`.
+
+    nginx answers both the create (POST /v1/payment_intents) and the read-back with it. Not
+    settled on purpose: the gateway stops asking the provider about a `succeeded` payment, and
+    row E measures a read-back that reaches the upstream on every request.
+    """
     return {
         "id": INTENT_ID,
         "object": "payment_intent",
         "amount": 2500,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
-        "amount_received": 2500,
+        "amount_received": 0,
         "application": None,
         "application_fee_amount": None,
         "automatic_payment_methods": None,
@@ -129,7 +134,7 @@ def payment_intent() -> dict[str, Any]:
         "source": None,
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
-        "status": "succeeded",
+        "status": "processing",
         "transfer_data": None,
         "transfer_group": None,
     }
