@@ -88,6 +88,9 @@ class Claimed:
     fingerprint: str
     token: str
     owner: str | None = None
+    # The provider this claim already names, recorded with the claim itself (it is about to
+    # be asked first); None when nothing is named yet.
+    stamped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

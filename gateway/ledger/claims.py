@@ -59,22 +59,28 @@ def claim(
     token: str,
     now: float,
     lease_s: float,
+    owner: str | None = None,
 ) -> Claimed | Replay | Conflict:
-    """Claim the key for `token`, or say what the request should do instead."""
+    """Claim the key for `token`, or say what the request should do instead.
+
+    `owner`, when given, is recorded with a fresh claim: the provider the request will ask
+    first is on record in the same write that claims the key."""
     inserted = tx.run(
-        "INSERT INTO idempotency_claims (client_id, idem_key, fingerprint, state, token, "
-        "unknown, since, created_at, updated_at) VALUES (?, ?, ?, 'in_progress', ?, 0, ?, ?, ?) "
+        "INSERT INTO idempotency_claims (client_id, idem_key, fingerprint, state, token, owner, "
+        "unknown, since, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, ?) "
         "ON CONFLICT (client_id, idem_key) DO NOTHING",
         client_id,
         key,
         fp,
         token,
+        owner,
         now,
         now,
         now,
     )
     if inserted:
-        return Claimed(client_id, key, fp, token)
+        return Claimed(client_id, key, fp, token, stamped=owner)
     row = tx.one(
         f"SELECT {_COLUMNS} FROM idempotency_claims {_WHERE}{tx.for_update}", client_id, key
     )
@@ -101,21 +107,23 @@ def claim(
     # A fresh claim: none existed (it went between the two statements), the old one expired,
     # or its holder stopped before naming any provider.
     tx.run(
-        "INSERT INTO idempotency_claims (client_id, idem_key, fingerprint, state, token, "
-        "unknown, since, created_at, updated_at) VALUES (?, ?, ?, 'in_progress', ?, 0, ?, ?, ?) "
+        "INSERT INTO idempotency_claims (client_id, idem_key, fingerprint, state, token, owner, "
+        "unknown, since, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'in_progress', ?, ?, 0, ?, ?, ?) "
         "ON CONFLICT (client_id, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-        "state = 'in_progress', token = excluded.token, owner = NULL, unknown = 0, "
+        "state = 'in_progress', token = excluded.token, owner = excluded.owner, unknown = 0, "
         "http_status = NULL, answer = NULL, payment_id = NULL, since = excluded.since, "
         "created_at = excluded.created_at, updated_at = excluded.updated_at",
         client_id,
         key,
         fp,
         token,
+        owner,
         now,
         now,
         now,
     )
-    return Claimed(client_id, key, fp, token)
+    return Claimed(client_id, key, fp, token, stamped=owner)
 
 
 def stamp_owner(tx: Tx, held: Claimed, provider: str, now: float) -> None:

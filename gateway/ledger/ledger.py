@@ -87,10 +87,19 @@ class Ledger:
 
     # ---- idempotency claims
 
-    async def claim(self, client_id: str, key: str, fp: str) -> Claimed | Replay | Conflict:
+    async def claim(
+        self, client_id: str, key: str, fp: str, owner: str | None = None
+    ) -> Claimed | Replay | Conflict:
         token = secrets.token_hex(16)
         return await self.db.run(
-            claims.claim, client_id, key, fp, token, self.clock(), self.settings.claim_lease_s
+            claims.claim,
+            client_id,
+            key,
+            fp,
+            token,
+            self.clock(),
+            self.settings.claim_lease_s,
+            owner,
         )
 
     async def claim_record(self, client_id: str, key: str) -> ClaimRecord | None:

@@ -26,7 +26,7 @@ from gateway.payments.records import Attempt, action_for, new_record
 from gateway.payments.status import advance
 from gateway.problems import ApiError
 from gateway.upstream.calls import AttemptFailed, call_provider
-from gateway.upstream.selection import no_provider
+from gateway.upstream.selection import Selection, no_provider
 from policies.failover import Step, payment_step
 from policies.idempotency import (
     Claimed,
@@ -60,7 +60,11 @@ async def create(
 ) -> tuple[int, dict[str, Any], bool]:
     """(HTTP status, Payment, replayed)."""
     fp = fingerprint(client_id, body)
-    claim = await _claim(gw, client_id, idempotency_key, fp)
+    # Chosen before the claim, so the claim itself names the provider asked first: one
+    # ledger write fewer on every payment.
+    selection = gw.selection(rt, "payments.create")
+    first = selection.candidates[0] if selection.candidates else None
+    claim = await _claim(gw, client_id, idempotency_key, fp, first)
     if isinstance(claim, Replay):
         record = claim.record
         if record.unknown and record.owner:
@@ -71,7 +75,7 @@ async def create(
         return await _resolve_orphan(gw, rt, claim, body)
     attempts: list[Attempt] = []
     try:
-        status, payment, owner = await _attempt_all(gw, rt, claim, body, attempts)
+        status, payment, owner = await _attempt_all(gw, rt, claim, body, attempts, selection)
     except _Refused as refused:
         try:
             await gw.ledger.abandon(claim, [a.to_dict() for a in attempts])
@@ -86,14 +90,16 @@ async def create(
 # ---- the claim -------------------------------------------------------------------------
 
 
-async def _claim(gw: Gateway, client_id: str, key: str, fp: str) -> Claimed | Replay:
+async def _claim(
+    gw: Gateway, client_id: str, key: str, fp: str, first: str | None
+) -> Claimed | Replay:
     """Claim the key, or the answer to replay; a request arriving while another holds the
     key waits for it (up to WAIT_S), so a double-clicked deposit gets the first answer."""
     deadline = time.monotonic() + WAIT_S
     lease_s = gw.ledger.settings.claim_lease_s
     try:
         while True:
-            outcome = await gw.ledger.claim(client_id, key, fp)
+            outcome = await gw.ledger.claim(client_id, key, fp, first)
             if isinstance(outcome, Claimed | Replay):
                 return outcome
             if outcome.reason == "different_body":
@@ -185,9 +191,13 @@ async def _stamp(gw: Gateway, held: Claimed, provider: str) -> None:
 
 
 async def _attempt_all(
-    gw: Gateway, rt: Runtime, held: Claimed, body: dict[str, Any], attempts: list[Attempt]
+    gw: Gateway,
+    rt: Runtime,
+    held: Claimed,
+    body: dict[str, Any],
+    attempts: list[Attempt],
+    selection: Selection,
 ) -> tuple[int, PaymentRecord, str | None]:
-    selection = gw.selection(rt, "payments.create")
     if not selection.candidates:
         raise _Refused(no_provider("payments.create", selection))
     failures: list[AttemptFailed] = []
@@ -197,7 +207,8 @@ async def _attempt_all(
         request = _payment_request(held, name, body)
         retries_left = rt.config.payment_retries
         owned = False  # may an earlier attempt here have taken the money?
-        await _stamp(gw, held, name)
+        if not (i == 0 and held.stamped == name):
+            await _stamp(gw, held, name)
         while True:
             try:
                 result = await _create_once(gw, state, request)

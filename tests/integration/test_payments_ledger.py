@@ -46,15 +46,35 @@ async def pay(gw: GatewayUnderTest, key: str | None = None) -> tuple[int, dict[s
 
 
 async def test_a_ledger_failing_at_the_owner_write_sends_nothing(gw: GatewayUnderTest):
+    # The first provider is named in the claim's own write: that write fails.
+    claim = gw.gateway.ledger.claim
+
+    async def fail_naming_an_owner(client_id: str, key: str, fp: str, owner: Any = None) -> Any:
+        if owner is not None:
+            raise LedgerUnavailable("injected: the ledger refused the write")
+        return await claim(client_id, key, fp, owner)
+
+    gw.gateway.ledger.claim = fail_naming_an_owner  # type: ignore[method-assign]
+    status, body = await pay(gw)
+    assert status == 503
+    assert body["code"] == "idempotency_store_unavailable"
+    assert gw.calls("stripe", STRIPE_CREATE) == 0
+    assert gw.calls("adyen", ADYEN_CREATE) == 0
+
+
+async def test_a_ledger_failing_at_the_failover_owner_write_sends_nothing_there(
+    gw: GatewayUnderTest,
+):
+    # Stripe refuses connections (nothing sent: failover-safe); naming Adyen then fails.
+    await gw.stack.servers["stripe"].stop_listening()
+
     async def fail(held: Any, provider: str) -> None:
         raise LedgerUnavailable("injected: the ledger refused the write")
 
     gw.gateway.ledger.stamp_owner = fail  # type: ignore[method-assign]
-    key = uuid.uuid4().hex
-    status, body = await pay(gw, key)
+    status, body = await pay(gw)
     assert status == 503
     assert body["code"] == "idempotency_store_unavailable"
-    assert gw.calls("stripe", STRIPE_CREATE) == 0
     assert gw.calls("adyen", ADYEN_CREATE) == 0
 
 

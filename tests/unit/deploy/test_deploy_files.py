@@ -3,7 +3,8 @@
 No container engine runs here, so the Dockerfile, .dockerignore and deploy/ (Kubernetes
 manifests, compose file, nginx and Prometheus configs, the compose config variant) are parsed
 and checked against what the code defines: the CLI's flags, the app's routes, the config
-schema and the secrets a config names, the simulators' ports and credentials.
+schema and the secrets a config names, the ledger's settings, the simulators' ports and
+credentials.
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import pytest
 import yaml
 
-from gateway.cli import build_parser
+from gateway.cli import build_parser, cmd_ledger
 from gateway.config.errors import ConfigError
 from gateway.config.load import parse_config
-from gateway.config.model import Config
+from gateway.config.model import Config, LedgerSettings
 from gateway.http.app import create_app
 from simulators import __main__ as sim_cli
 from simulators.stack import DEFAULT_PORTS, DemoSecrets, make_secrets
@@ -45,6 +46,13 @@ COMPOSE = DEPLOY / "compose.yaml"
 COMPOSE_CONFIG = DEPLOY / "providers.compose.yaml"
 NGINX = DEPLOY / "nginx.conf"
 PROMETHEUS = DEPLOY / "prometheus.yml"
+
+# PostgreSQL's default max_connections (100) less its superuser_reserved_connections (3): what
+# the gateways may use at most. "Well under" it: a quarter stays free for migrations, psql,
+# monitoring and the connections a managed service keeps for itself.
+PG_USABLE_CONNECTIONS = 97
+PG_CONNECTION_BUDGET = PG_USABLE_CONNECTIONS * 3 // 4
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 # ---- shared helpers ------------------------------------------------------------------------------
@@ -97,7 +105,13 @@ def check_deploy_variant(doc: dict[str, Any], config: Config, source: str) -> No
     """What every container config must hold, whatever its providers' URLs."""
     assert config.listen_host == "0.0.0.0", f"{source}: a container must listen on 0.0.0.0"
     assert config.listen_port == image_port(), f"{source}: listen.port is not the image's port"
-    assert config.storage.backend == "redis", f"{source}: replicas must share state in Redis"
+    # Money state: one PostgreSQL ledger for every replica, its URL (a password) from a secret.
+    assert config.ledger.backend == "postgres", f"{source}: replicas must share one ledger"
+    url_env = doc.get("ledger", {}).get("url_env")
+    assert url_env, f"{source}: ledger.url_env must name the variable holding the URL"
+    assert config.ledger.url, f"{source}: ledger.url_env gave no URL"
+    # What may be lost (rate limits, cache, breakers): shared in Redis.
+    assert config.storage.backend == "redis", f"{source}: replicas share rate limits in Redis"
     assert config.storage.url and urlsplit(config.storage.url).scheme == "redis"
     main = main_config_doc()
     assert doc["routes"] == main["routes"], f"{source}: routes drifted from config/providers.yaml"
@@ -281,6 +295,75 @@ def test_container_command_is_the_gateway_run_command() -> None:
     assert "${GATEWAY_WORKERS}" in image_command()[2]
 
 
+def image_user_names(uid: str) -> set[str]:
+    """The uid and the name a `useradd --uid` of the final stage gives it."""
+    names = {uid}
+    for run in final("RUN"):
+        for part in re.split(r"&&|;", run):
+            words = shlex.split(part)
+            uid_at = words.index("--uid") + 1 if "--uid" in words else len(words)
+            if words[:1] == ["useradd"] and words[uid_at : uid_at + 1] == [uid]:
+                names.add(words[-1])
+    return names
+
+
+def made_writable_for(run: str, path: str, owners: set[str]) -> bool:
+    """Does this RUN create or chown `path` for one of `owners`, writable by its owner?"""
+    for part in re.split(r"&&|;", run):
+        words = shlex.split(part)
+        if words[:1] == ["install"] and "-d" in words:
+            owner, mode, paths = None, None, []
+            i = 1
+            while i < len(words):
+                if words[i] in ("-o", "-g", "-m"):
+                    if words[i] == "-o":
+                        owner = words[i + 1]
+                    elif words[i] == "-m":
+                        mode = words[i + 1]
+                    i += 2
+                    continue
+                if not words[i].startswith("-"):
+                    paths.append(words[i])
+                i += 1
+            writable = mode is None or bool(int(mode, 8) & 0o200)
+            if path in paths and owner in owners and writable:
+                return True
+        if words[:1] == ["chown"]:
+            operands = [w for w in words[1:] if not w.startswith("-")]
+            if operands and operands[0].split(":")[0] in owners and path in operands[1:]:
+                return True
+    return False
+
+
+def test_dockerfile_workdir_is_the_users_volume() -> None:
+    workdirs = final("WORKDIR")
+    assert workdirs, "the runtime stage needs a WORKDIR: the default SQLite ledger is under it"
+    workdir = posixpath.normpath(workdirs[-1])
+    assert posixpath.isabs(workdir), workdir
+    # The default ledger file (a config without a `ledger` block) lands in it.
+    default_path = LedgerSettings().path
+    assert not posixpath.isabs(default_path)
+    assert posixpath.join(workdir, default_path).startswith(workdir + "/")
+    # Owned by the user the image runs as, made so before VOLUME freezes its content.
+    last = stage_count() - 1
+    stage = [i for i in dockerfile() if i.stage == last]
+    owners = image_user_names(final("USER")[-1].split(":")[0])
+    made = [
+        n
+        for n, i in enumerate(stage)
+        if i.keyword == "RUN" and made_writable_for(i.args, workdir, owners)
+    ]
+    assert made, f"no RUN of the runtime stage makes {workdir} writable by {sorted(owners)}"
+    # A volume: writable under the read-only root filesystem of deploy/.
+    volumes = {}
+    for n, i in enumerate(stage):
+        if i.keyword == "VOLUME":
+            paths = exec_form(i.args) if i.args.startswith("[") else i.args.split()
+            volumes.update({posixpath.normpath(v): n for v in paths})
+    assert workdir in volumes, f"declare VOLUME {workdir}"
+    assert made[0] < volumes[workdir], "changes after VOLUME to its folder are discarded"
+
+
 # ---- .dockerignore -------------------------------------------------------------------------------
 
 
@@ -410,14 +493,31 @@ def container_env() -> dict[str, str]:
     return {e["name"]: e["value"] for e in gateway_container().get("env", []) if "value" in e}
 
 
+def init_containers() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = k8s_one("Deployment")["spec"]["template"]["spec"].get(
+        "initContainers", []
+    )
+    return found
+
+
+def k8s_argv(container: dict[str, Any]) -> list[str]:
+    """What a container runs: its command (or the image's) and args, any shell expanded."""
+    command = container.get("command", image_command()) + container.get("args", [])
+    env = {**image_env()}
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    if command[:2] == ["/bin/sh", "-c"]:
+        return shell_command_argv(command, env)
+    return list(command)
+
+
 def secret_keys() -> set[str]:
     secret = k8s_one("Secret")
     return set(secret.get("stringData", {})) | set(secret.get("data", {}))
 
 
-def k8s_provided_env() -> set[str]:
-    """Variables the gateway container gets: its `env`, plus every key of the Secret."""
-    container = gateway_container()
+def k8s_provided_env(container: dict[str, Any] | None = None) -> set[str]:
+    """Variables a container (the gateway's) gets: its `env`, plus every key of the Secret."""
+    container = container or gateway_container()
     secret_name = k8s_one("Secret")["metadata"]["name"]
     refs = [e["secretRef"]["name"] for e in container.get("envFrom", []) if "secretRef" in e]
     assert secret_name in refs, "the container must take its credentials from the Secret"
@@ -517,6 +617,66 @@ def test_k8s_configmap_is_a_valid_config_with_the_secret() -> None:
     hpa_min = k8s_one("HorizontalPodAutoscaler")["spec"]["minReplicas"]
     workers = int(container_env().get("GATEWAY_WORKERS", image_env()["GATEWAY_WORKERS"]))
     assert config.storage.replicas == hpa_min * workers
+    # The ledger's URL holds a password: from the Secret, never a plain `env` value.
+    url_env = doc["ledger"]["url_env"]
+    assert url_env in secret_keys(), f"{url_env} must be a key of the Secret"
+    assert url_env not in container_env(), f"{url_env} must not be a plain env value"
+
+
+def max_surge(pods: int) -> int:
+    """Extra pods a rolling update may start (Kubernetes rounds a percentage up)."""
+    strategy = k8s_one("Deployment")["spec"].get("strategy", {})
+    surge = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0
+    if isinstance(surge, str) and surge.endswith("%"):
+        return -(-pods * int(surge[:-1]) // 100)
+    return int(surge)
+
+
+def test_k8s_ledger_connections_fit_postgres() -> None:
+    """Every pod the HPA may run, a rollout's surge included, holds up to
+    GATEWAY_WORKERS x ledger.pool_size connections to the one PostgreSQL."""
+    config = load_config(k8s_config_text(), dummy_env(k8s_provided_env()), "configmap")
+    hpa_max = k8s_one("HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    pods = hpa_max + max_surge(hpa_max)
+    workers = int(container_env().get("GATEWAY_WORKERS", image_env()["GATEWAY_WORKERS"]))
+    connections = pods * workers * config.ledger.pool_size
+    assert connections <= PG_CONNECTION_BUDGET, (
+        f"{pods} pods x {workers} workers x pool_size {config.ledger.pool_size} = "
+        f"{connections} connections; keep it at {PG_CONNECTION_BUDGET} or less "
+        f"(PostgreSQL lets ~{PG_USABLE_CONNECTIONS} in by default)"
+    )
+
+
+def test_k8s_init_container_migrates_the_ledger() -> None:
+    inits = init_containers()
+    assert len(inits) == 1, "one initContainer: the ledger migration"
+    init = inits[0]
+    assert "restartPolicy" not in init, "a plain initContainer, not a sidecar: it must finish"
+    # The CLI's own command, as its parser reads it.
+    args = parse_gateway_argv(k8s_argv(init))
+    assert (args.command, getattr(args, "ledger_command", None)) == ("ledger", "migrate")
+    assert args.func is cmd_ledger
+    assert args.config == config_path(), "the config the gateway container reads"
+    # The gateway's image, config mount and credentials.
+    gateway = gateway_container()
+    assert init["image"] == gateway["image"]
+    config_dir = posixpath.dirname(config_path())
+    init_mounts = {m["mountPath"]: m for m in init.get("volumeMounts", [])}
+    gateway_mounts = {m["mountPath"]: m for m in gateway["volumeMounts"]}
+    assert config_dir in init_mounts, f"nothing mounted at {config_dir}"
+    assert init_mounts[config_dir]["name"] == gateway_mounts[config_dir]["name"]
+    assert "subPath" not in init_mounts[config_dir]
+    text = k8s_config_text()
+    names = env_names(yaml.safe_load(text))
+    provided = k8s_provided_env(init)
+    assert names <= provided, f"the migration lacks {sorted(names - provided)}"
+    config = load_config(text, dummy_env(provided), "deploy/k8s/configmap.yaml (migrate)")
+    assert config.ledger.backend == "postgres"
+    security = init.get("securityContext", {})
+    assert security.get("allowPrivilegeEscalation") is False
+    assert security.get("readOnlyRootFilesystem") is True
 
 
 def test_k8s_secret_holds_placeholders_only() -> None:
@@ -617,6 +777,79 @@ def service_with_image(prefix: str) -> str:
     return found[0]
 
 
+_COMPOSE_VAR = re.compile(
+    r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def compose_refs(value: str) -> dict[str, str]:
+    """Variables a compose value interpolates -> their operator ("", ":-", "-", ":?", "?")."""
+    return {m[2] or m[5]: m[3] or "" for m in _COMPOSE_VAR.finditer(value) if not m[1]}
+
+
+def compose_required_vars() -> set[str]:
+    """Every variable compose.yaml refuses to start without (`${NAME:?...}`): deploy/.env's."""
+
+    def walk(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set().union(set(), *map(walk, node.values()))
+        if isinstance(node, list):
+            return set().union(set(), *map(walk, node))
+        if isinstance(node, str):
+            return {n for n, op in compose_refs(node).items() if op in (":?", "?")}
+        return set()
+
+    return walk(compose())
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """`value` as compose reads it, with `env` as deploy/.env."""
+
+    def one(m: re.Match[str]) -> str:
+        if m[1]:
+            return "$"
+        name, op, arg = m[2] or m[5], m[3] or "", m[4] or ""
+        got = env.get(name)
+        if op in (":?", "?"):
+            if got is None or (op == ":?" and not got):
+                pytest.fail(f"compose refuses to start without {name}: {arg}")
+            return got
+        if op == ":-":
+            return got or arg
+        if op == "-":
+            return arg if got is None else got
+        return got or ""
+
+    return _COMPOSE_VAR.sub(one, value)
+
+
+def resolved_env(service: dict[str, Any], dotenv: Mapping[str, str]) -> dict[str, str]:
+    """A service's environment as its container sees it, `dotenv` being deploy/.env."""
+    return {k: interpolate(v, dotenv) for k, v in service_env(service).items()}
+
+
+def named_volumes(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> named volume (declared at the top level) of a service."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if not source.startswith((".", "/")):
+            assert source in (compose().get("volumes") or {}), f"volume {source} not declared"
+            out[target] = source
+    return out
+
+
+def postgres_service() -> tuple[str, dict[str, Any]]:
+    official = ("postgres", "library/postgres", "docker.io/library/postgres")
+    found = [
+        (name, svc)
+        for name, svc in services().items()
+        if str(svc.get("image", "")).split(":")[0] in official
+    ]
+    assert len(found) == 1, f"expected one service on the official postgres image: {found}"
+    return found[0]
+
+
 def compose_workers(service: dict[str, Any]) -> int:
     value = service_env(service).get("GATEWAY_WORKERS", image_env()["GATEWAY_WORKERS"])
     match = re.fullmatch(r"\$\{GATEWAY_WORKERS:-(\d+)\}|(\d+)", value)
@@ -626,7 +859,9 @@ def compose_workers(service: dict[str, Any]) -> int:
 
 def test_compose_gateways() -> None:
     gateways = gateway_services()
-    config_names = env_names(yaml.safe_load(COMPOSE_CONFIG.read_text()))
+    config_doc = yaml.safe_load(COMPOSE_CONFIG.read_text())
+    config_names = env_names(config_doc)
+    ledger_url_env = config_doc["ledger"]["url_env"]  # built from a password: checked below
     for name, svc in gateways.items():
         build = svc["build"]
         assert (DEPLOY / build["context"] / build.get("dockerfile", "Dockerfile")).resolve() == (
@@ -635,7 +870,7 @@ def test_compose_gateways() -> None:
         assert "command" not in svc, f"{name}: runs the image's command"
         env = service_env(svc)
         assert config_names <= env.keys(), f"{name}: missing {sorted(config_names - env.keys())}"
-        for var in config_names:
+        for var in config_names - {ledger_url_env}:
             assert env[var].startswith(f"${{{var}:?"), f"{name}: {var} comes from deploy/.env"
         multiproc = env.get("PROMETHEUS_MULTIPROC_DIR", image_env()["PROMETHEUS_MULTIPROC_DIR"])
         tmpfs = [t.split(":")[0] for t in svc.get("tmpfs", [])]
@@ -644,6 +879,9 @@ def test_compose_gateways() -> None:
         depends = svc.get("depends_on", {})
         assert service_with_image("redis") in depends
         assert simulators_service()[0] in depends
+        pg_name = postgres_service()[0]
+        assert isinstance(depends, dict) and pg_name in depends, f"{name}: needs the ledger"
+        assert depends[pg_name].get("condition") == "service_healthy", name
         assert "ports" not in svc, f"{name}: reached through nginx only"
     images = {svc["image"] for svc in gateways.values()}
     assert len(images) == 1 and simulators_service()[1]["image"] in images
@@ -658,13 +896,68 @@ def test_compose_config_is_valid_with_the_compose_environment() -> None:
         if names in seen:
             continue  # the same environment as a replica already checked
         seen.add(names)
-        config = load_config(text, dummy_env(service_env(svc).keys()), f"{COMPOSE_CONFIG} ({name})")
+        env = resolved_env(svc, dummy_env(compose_required_vars()))
+        config = load_config(text, env, f"{COMPOSE_CONFIG} ({name})")
         check_deploy_variant(doc, config, str(COMPOSE_CONFIG))
         assert {"/healthz", "/readyz", "/metrics"} <= app_get_paths(config)
         redis_host = urlsplit(config.storage.url or "").hostname
         assert redis_host == service_with_image("redis")
         processes = sum(compose_workers(s) for s in gateway_services().values())
         assert config.storage.replicas == processes, "one rate-limit share per gateway process"
+
+
+def test_compose_ledger_is_the_postgres_service() -> None:
+    text = COMPOSE_CONFIG.read_text()
+    url_env = yaml.safe_load(text)["ledger"]["url_env"]
+    pg_name, pg = postgres_service()
+    dotenv = dummy_env(compose_required_vars())
+    pg_env = resolved_env(pg, dotenv)
+    password_refs = compose_refs(service_env(pg).get("POSTGRES_PASSWORD", ""))
+    assert password_refs and set(password_refs.values()) == {":?"}, (
+        "POSTGRES_PASSWORD comes from deploy/.env, like every secret"
+    )
+    user = pg_env.get("POSTGRES_USER", "postgres")
+    processes = 0
+    for name, svc in gateway_services().items():
+        env = resolved_env(svc, dotenv)
+        assert url_env in env, f"{name}: {url_env} is not set"
+        assert compose_refs(service_env(svc)[url_env]) == password_refs, (
+            f"{name}: {url_env} must use the postgres service's password variable"
+        )
+        url = urlsplit(env[url_env])
+        assert url.scheme in POSTGRES_SCHEMES, f"{name}: {url_env} is not a PostgreSQL URL"
+        assert url.hostname == pg_name, f"{name}: {url_env} must name the {pg_name} service"
+        assert (url.port or 5432) == int(pg_env.get("PGPORT", 5432))
+        assert url.username == user
+        assert unquote(url.password or "") == pg_env["POSTGRES_PASSWORD"]
+        assert url.path.lstrip("/") == pg_env.get("POSTGRES_DB", user)
+        config = load_config(text, env, f"{COMPOSE_CONFIG} ({name})")
+        assert config.ledger.url == env[url_env]
+        processes += compose_workers(svc) * config.ledger.pool_size
+    assert processes <= PG_CONNECTION_BUDGET, f"{processes} ledger connections"
+    # Healthy means accepting connections; the data in a named volume.
+    test = pg["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL") and "pg_isready" in " ".join(test[1:])
+    data = pg_env.get("PGDATA", "/var/lib/postgresql/data")
+    volumes = named_volumes(pg)
+    assert any(data == t or data.startswith(t.rstrip("/") + "/") for t in volumes), (
+        f"{pg_name}: {data} must be in a named volume"
+    )
+    assert "ports" not in pg, f"{pg_name}: the gateways' only (psql through `compose exec`)"
+
+
+def test_compose_redis_keeps_an_append_only_file() -> None:
+    name = service_with_image("redis")
+    redis = services()[name]
+    command = redis["command"]
+    assert isinstance(command, list) and command[0] == "redis-server", command
+    options: dict[str, str] = {}
+    for i, arg in enumerate(command[1:], start=1):
+        if arg.startswith("--"):
+            following = command[i + 1] if i + 1 < len(command) else ""
+            options[arg] = "" if following.startswith("--") else following
+    assert options.get("--appendonly") == "yes", f"{name}: run with --appendonly yes"
+    assert named_volumes(redis).get(options.get("--dir", "/data")), f"{name}: /data in a volume"
 
 
 def test_compose_providers_are_the_simulators() -> None:
@@ -760,12 +1053,21 @@ def test_simulators_print_env_is_a_dotenv_for_compose(capsys: pytest.CaptureFixt
         match = re.fullmatch(r'([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"', line)
         assert match, line
         values[match[1]] = match[2].replace("\\n", "\n")
-    wanted = set(service_env(simulators_service()[1]))
-    for svc in gateway_services().values():
-        wanted |= service_env(svc).keys() - {"GATEWAY_WORKERS", "PROMETHEUS_MULTIPROC_DIR"}
+    assert not any("$" in v for v in values.values()), "compose would interpolate a `$`"
+    # Everything compose.yaml refuses to start without (the ledger's password included).
+    wanted = compose_required_vars()
+    assert set(service_env(simulators_service()[1])) <= wanted
     assert wanted <= values.keys(), f"--print-env lacks {sorted(wanted - values.keys())}"
-    # What it prints is enough for the compose config and for the simulators.
-    load_config(COMPOSE_CONFIG.read_text(), values, "providers.compose.yaml + --print-env")
+    # What it prints is enough for the compose config, as compose hands it to the gateways
+    # (the ledger's URL built from the password), for postgres, and for the simulators.
+    text = COMPOSE_CONFIG.read_text()
+    url_env = yaml.safe_load(text)["ledger"]["url_env"]
+    pg_password = resolved_env(postgres_service()[1], values)["POSTGRES_PASSWORD"]
+    for name, svc in gateway_services().items():
+        env = resolved_env(svc, values)
+        config = load_config(text, env, f"providers.compose.yaml + --print-env ({name})")
+        assert config.ledger.url
+        assert unquote(urlsplit(config.ledger.url).password or "") == pg_password, url_env
     sim_cli.secrets_from_env(list(DEFAULT_PORTS), values)
 
 

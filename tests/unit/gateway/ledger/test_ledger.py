@@ -137,6 +137,16 @@ async def test_an_orphaned_claim_is_taken_over_with_its_owner(
         await ledger.finish(first, 201, {}, None)
 
 
+async def test_a_claim_can_name_its_first_provider_in_the_same_write(
+    ledger: Ledger, clock: Clock
+) -> None:
+    held = await ledger.claim("web", "k1", "fp1", "stripe")
+    assert isinstance(held, Claimed) and (held.stamped, held.owner) == ("stripe", None)
+    clock.now += 6  # the holder stopped: whoever comes next may only ask Stripe
+    taken = await ledger.claim("web", "k1", "fp1", "adyen")
+    assert isinstance(taken, Claimed) and (taken.owner, taken.stamped) == ("stripe", None)
+
+
 async def test_abandon_frees_the_key_and_keeps_the_attempts(ledger: Ledger) -> None:
     held = await ledger.claim("web", "k1", "fp1")
     assert isinstance(held, Claimed)
