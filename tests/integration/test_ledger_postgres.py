@@ -14,8 +14,8 @@ from tests.pg import create_database, drop_database
 from tests.unit.gateway.ledger.test_ledger import (  # noqa: F401 - collected here as well
     clock,
     ledger,
-    test_a_stale_token_can_neither_stamp_nor_finish,
     test_a_claim_can_name_its_first_provider_in_the_same_write,
+    test_a_stale_token_can_neither_stamp_nor_finish,
     test_abandon_frees_the_key_and_keeps_the_attempts,
     test_an_orphaned_claim_is_taken_over_with_its_owner,
     test_concurrent_claims_have_one_winner,
