@@ -8,6 +8,8 @@
 # The config is not baked in: mount a providers.yaml at /etc/casino-gateway/providers.yaml
 # (a ConfigMap in deploy/k8s, a bind mount in deploy/compose.yaml). It must listen on
 # 0.0.0.0:8080. Secrets come from the environment variables its `*_env` keys name.
+# Money state is in its ledger: PostgreSQL in deploy/ (`ledger.url_env`), or by default
+# SQLite under the working directory, the /var/lib/casino-gateway volume (see below).
 # The same image runs the provider simulators: `python -m simulators --host 0.0.0.0`.
 
 # ---- build: install the package and its runtime dependencies into a venv ----------------
@@ -48,9 +50,19 @@ RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
     && install -d -o 10001 -g 10001 -m 0700 /tmp/prometheus \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/casino-gateway \
     && install -d -m 0755 /etc/casino-gateway
 
 COPY --from=build /opt/venv /opt/venv
+
+# The working directory, the gateway user's: a config without a `ledger` block keeps money
+# state in SQLite at data/ledger.db relative to it, /var/lib/casino-gateway/data/ledger.db.
+# A volume, so it is writable under a read-only root filesystem and outlives the container:
+# `docker run` gives it an anonymous volume; name one (-v casino-ledger:/var/lib/casino-gateway)
+# to keep it across `docker rm`. Kubernetes ignores VOLUME: mount a PersistentVolumeClaim
+# there for SQLite, or use a PostgreSQL ledger as deploy/k8s does (nothing is written here).
+WORKDIR /var/lib/casino-gateway
+VOLUME ["/var/lib/casino-gateway"]
 
 USER 10001:10001
 EXPOSE 8080

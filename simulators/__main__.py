@@ -55,9 +55,11 @@ _OPTIONAL = {
 REQUIRED_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _REQUIRED.items()}
 OPTIONAL_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _OPTIONAL.items()}
 
-# Not a simulator credential: the gateway's own, printed by --print-env so one .env file
-# serves deploy/compose.yaml whole.
-EXTRA_GATEWAY_ENV = ("PAYMENT_ID_SECRET",)
+# Not simulator credentials: the gateway's own, and the password of deploy/compose.yaml's
+# ledger database (its `postgres` service; the gateways' LEDGER_DATABASE_URL is built from
+# it), printed by --print-env so one .env file serves deploy/compose.yaml whole.
+LEDGER_DB_PASSWORD = "LEDGER_DB_PASSWORD"
+EXTRA_GATEWAY_ENV = ("PAYMENT_ID_SECRET", LEDGER_DB_PASSWORD)
 
 
 class MissingCredentials(Exception):
@@ -175,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-env",
         action="store_true",
-        help="print fresh throwaway credentials for the simulators and the gateway "
-        "as a .env file, and exit",
+        help="print fresh throwaway credentials for the simulators, the gateway and the "
+        "ledger database of deploy/compose.yaml as a .env file, and exit",
     )
     return parser
 

@@ -744,7 +744,7 @@ def service_env(service: dict[str, Any]) -> dict[str, str]:
 def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
     """Container path -> host path of each bind mount (paths relative to deploy/)."""
     out = {}
-    for volume in service.get("volumes", []):
+    for volume in service.get("volumes") or []:
         source, target = volume.split(":")[:2]
         if source.startswith((".", "/")):
             out[target] = (DEPLOY / source).resolve()
@@ -831,7 +831,7 @@ def resolved_env(service: dict[str, Any], dotenv: Mapping[str, str]) -> dict[str
 def named_volumes(service: dict[str, Any]) -> dict[str, str]:
     """Container path -> named volume (declared at the top level) of a service."""
     out = {}
-    for volume in service.get("volumes", []):
+    for volume in service.get("volumes") or []:
         source, target = volume.split(":")[:2]
         if not source.startswith((".", "/")):
             assert source in (compose().get("volumes") or {}), f"volume {source} not declared"
