@@ -35,6 +35,11 @@ from gateway.config.slugs import slugify
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
+from policies.player_access import (
+    HMAC_ALGORITHMS,
+    PUBLIC_KEY_ALGORITHMS,
+    PlayerTokenSettings,
+)
 from policies.ratelimit import parse_rate
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -82,6 +87,7 @@ class Builder:
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
             ledger=self.ledger(doc.get("ledger", {})),
+            player_tokens=self.player_tokens(doc.get("player_tokens")),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
             source=source,
@@ -272,6 +278,44 @@ class Builder:
             if password:  # a driver error may quote the password without the URL around it
                 self.secret_values.append(password)
         return LedgerSettings(**spec)
+
+    def player_tokens(self, given: dict[str, Any] | None) -> PlayerTokenSettings | None:
+        if given is None:
+            return None
+        path = "player_tokens"
+        algorithm = given["algorithm"]
+        wanted = ("secret",) if algorithm in HMAC_ALGORITHMS else ("public_key",)
+        wrong = ("public_key",) if algorithm in HMAC_ALGORITHMS else ("secret",)
+        given_keys = [k for k in given if split_secret_key(k)[0] in (*wanted, *wrong)]
+        if any(split_secret_key(k)[0] in wrong for k in given_keys) or len(given_keys) != 1:
+            self.fail(
+                path,
+                f"{algorithm} needs exactly one of {wanted[0]}_env or {wanted[0]}_file "
+                "(an HMAC secret for HS256, a PEM public key for RS256/ES256)",
+            )
+            return None
+        [key_name] = given_keys
+        value = (
+            self.secret_from_env(f"{path}.{key_name}", given[key_name])
+            if key_name.endswith("_env")
+            else self.secret_from_file(f"{path}.{key_name}", given[key_name])
+        )
+        if value is None:
+            return None
+        if algorithm in HMAC_ALGORITHMS and len(value.encode()) < 32:
+            self.fail(f"{path}.{key_name}", "an HS256 secret must be at least 32 bytes")
+            return None
+        if algorithm in PUBLIC_KEY_ALGORITHMS and "PUBLIC KEY" not in value:
+            self.fail(f"{path}.{key_name}", f"{algorithm} needs a PEM public key")
+            return None
+        return PlayerTokenSettings(
+            algorithm=algorithm,
+            key=value,
+            audience=given["audience"],
+            required=given.get("required", False),
+            issuer=given.get("issuer"),
+            leeway_s=given.get("leeway_s", 30.0),
+        )
 
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}

@@ -14,6 +14,7 @@ from gateway.config.events import EventSettings
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
+from policies.player_access import PlayerTokenSettings
 
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_MAX_BODY = 65536
@@ -62,6 +63,7 @@ class ClientConfig:
 class CorsConfig:
     allow_origins: tuple[str, ...] = ()
     allow_headers: tuple[str, ...] = (
+        "Authorization",
         "Content-Type",
         "Idempotency-Key",
         "X-API-Key",
@@ -128,6 +130,7 @@ class Config:
     cache_limits: CacheLimits = field(default_factory=CacheLimits)
     storage: StorageSettings = StorageSettings()
     ledger: LedgerSettings = LedgerSettings()
+    player_tokens: PlayerTokenSettings | None = field(default=None, repr=False)
     events: Mapping[str, Any] = field(default_factory=dict)
     event_settings: EventSettings | None = field(default=None, repr=False)
     source: str = ""

@@ -15,6 +15,7 @@ from gateway.games.catalog import catalog, find_game
 from gateway.games.launch import launch
 from gateway.games.merge import GameFilter, filter_games, page_of
 from gateway.http.context import CTX, GATEWAY, json_response
+from gateway.http.players import require_player
 from gateway.http.validation import openapi_document, validate_body
 from gateway.payments.create import create
 from gateway.payments.read import get
@@ -115,6 +116,9 @@ async def launch_game(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     rt = request[CTX]["runtime"]
     body = validate_body("LaunchRequest", await read_json(request))
+    token_player = request[CTX]["player_id"]
+    if token_player is not None and (body.get("player_id") or body["mode"] == "real"):
+        require_player(token_player, body.get("player_id"))
     game_id = request.match_info["game_id"]
     result, provider = await launch(gw, rt, game_id, body, request.remote)
     request[CTX]["provider"] = provider
@@ -130,6 +134,7 @@ async def create_payment(request: web.Request) -> web.Response:
     if not _IDEMPOTENCY_KEY.match(key):
         raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
     body = validate_body("PaymentRequest", await read_json(request))
+    require_player(ctx["player_id"], body["player_id"])
     status, payment, replayed = await create(
         gw, ctx["runtime"], ctx["client_id"], key, body
     )
@@ -141,22 +146,34 @@ async def create_payment(request: web.Request) -> web.Response:
 
 async def get_payment(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
-    rt = request[CTX]["runtime"]
+    ctx = request[CTX]
+    rt = ctx["runtime"]
     payment_id = request.match_info["payment_id"]
     route = rt.config.routes.get("payments.get")
     if route is not None and route.cache is not None and route.cache.ttl_s > 0:
 
         async def fetch() -> tuple[dict[str, Any], int]:
-            return await get(gw, rt, payment_id), 1024
+            payment, player = await get(gw, rt, payment_id)
+            return {"payment": payment, "player_id": player}, 1024
 
         lookup = await gw.cache.get_or_fetch(
             f"payment:{payment_id}", route.cache, fetch, JSON_CODEC
         )
-        payment = lookup.value
+        payment, player = lookup.value["payment"], lookup.value["player_id"]
         headers = _set_cache_header(request, lookup.status)
     else:
-        payment, headers = await get(gw, rt, payment_id), {}
-    request[CTX]["provider"] = payment["provider"]
+        (payment, player), headers = await get(gw, rt, payment_id), {}
+    token_player = ctx["player_id"]
+    if token_player is not None and player is None:
+        raise ApiError(
+            "unavailable",
+            "the payment's owner cannot be checked while the ledger is unreachable",
+            headers={"Retry-After": "1"},
+        )
+    if token_player is not None and player != token_player:
+        # Another player's payment does not exist for this one: 404, as for a bad id.
+        raise ApiError("not_found", f"no payment '{payment_id}'")
+    ctx["provider"] = payment["provider"]
     return json_response(payment, headers=headers)
 
 

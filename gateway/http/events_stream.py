@@ -38,12 +38,13 @@ from gateway.config.events import parse_settings
 from gateway.events.hub import HUB, EventHub
 from gateway.events.stream_log import EventLog, Filter, StreamClosed, Subscriber
 from gateway.http.context import CTX, GATEWAY
+from gateway.http.players import require_player
 from gateway.problems import ApiError
 from gateway.upstream import transport
 
 log = logging.getLogger("gateway.events")
 
-_QUERY_KEYS = frozenset({"player_id", "payment_id", "last_event_id"})
+_QUERY_KEYS = frozenset({"player_id", "payment_id", "last_event_id", "access_token"})
 _ID_VALUE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _SEQ = re.compile(r"^[0-9]{1,19}$")
 # How often a quiet stream checks that its client is still there: a disconnect is noticed
@@ -66,6 +67,11 @@ def _filter(request: web.Request) -> Filter:
         if value is not None and not _ID_VALUE.match(value):
             raise ApiError("invalid_request", f"{name} must be 1-128 printable characters")
         values[name] = value
+    token_player = request[CTX]["player_id"]
+    if token_player is not None:
+        # A player's token streams that player's events only, whatever else is asked.
+        require_player(token_player, values["player_id"] or token_player)
+        values["player_id"] = token_player
     if not any(values.values()):
         # Without a filter one stream would carry every player's payments.
         raise ApiError("invalid_request", "give player_id or payment_id to filter the events")

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.http import cors
 from gateway.http.context import CTX, GATEWAY, json_response
+from gateway.http.players import player_for
 from gateway.obs.logs import access_log
 from gateway.problems import ApiError
 from policies.ratelimit import Decision
@@ -66,6 +67,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "provider": None,
         "cache": None,
         "failover": False,
+        "player_id": None,  # the player the request's player token proves, if any
     }
     try:
         response = await apply_policies(request, handler)
@@ -112,6 +114,7 @@ async def apply_policies(request: web.Request, handler: Handler) -> web.StreamRe
         if client is None:
             raise ApiError("unauthorized", "send a valid X-API-Key header")
         ctx["client_id"] = client.id
+    ctx["player_id"] = player_for(request, route, rt.config.player_tokens)
     decisions: list[Decision] = []
     route_conf = rt.config.routes.get(route)
     if client is not None and client.rate_limit:

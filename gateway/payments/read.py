@@ -32,13 +32,19 @@ def _not_found(payment_id: str) -> ApiError:
     return ApiError("not_found", f"no payment '{payment_id}'")
 
 
-async def get(gw: Gateway, rt: Runtime, payment_id: str) -> dict[str, Any]:
+async def get(gw: Gateway, rt: Runtime, payment_id: str) -> tuple[dict[str, Any], str | None]:
+    """(the Payment, the player it belongs to; None when the ledger could not say)."""
     try:
         record = await gw.ledger.payment(payment_id)
     except LedgerUnavailable as exc:
-        return await _without_ledger(gw, rt, payment_id, exc)
+        return await _without_ledger(gw, rt, payment_id, exc), None
     if record is None:
         raise _not_found(payment_id)
+    return await _refreshed(gw, rt, record), record.player_id
+
+
+async def _refreshed(gw: Gateway, rt: Runtime, record: PaymentRecord) -> dict[str, Any]:
+    payment_id = record.payment_id
     state = rt.providers.get(record.provider)
     if record.status in SETTLED or not record.provider_reference or not _readable(state):
         return record.to_api()

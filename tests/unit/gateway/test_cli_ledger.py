@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import yaml
 
 from gateway.cli import main
 from gateway.ledger import schema
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -74,10 +79,14 @@ def test_run_refuses_a_newer_database_in_one_line(
     assert main(["ledger", "migrate", "--config", str(config)]) == 0
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE ledger_meta SET value = '99' WHERE name = 'schema_version'")
-    capsys.readouterr()
-    assert main(["run", "--config", str(config), "--port", "0"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("ledger error: ") and "Traceback" not in err
+    # A process of its own: `run` configures the process's logging for good.
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--config", str(config), "--port", "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("ledger error: ") and "Traceback" not in done.stderr
 
 
 def test_check_names_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
