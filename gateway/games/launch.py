@@ -75,13 +75,13 @@ def _launch_error(failures: list[AttemptFailed]) -> ApiError:
     if last.outcome == "rejected":
         return ApiError(
             "provider_rejected",
-            f"{last.provider} refused the launch: {last.detail}",
+            last.public_detail,
             provider=last.provider,
             provider_code=last.provider_code,
         )
     return ApiError(
         "provider_unavailable",
-        f"{last.provider} failed: {last.detail}",
+        last.public_detail,
         provider=last.provider,
         provider_code=last.provider_code,
     )

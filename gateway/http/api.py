@@ -206,9 +206,23 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(body, status=200 if ready else 503)
 
 
+OPS_ROLES = frozenset({"viewer", "operator", "admin"})
+
+
 async def provider_status(request: web.Request) -> web.Response:
+    """Each provider's health; its last error and breaker internals for operators only."""
     gw = request.app[GATEWAY]
-    rt = request[CTX]["runtime"]
+    ctx = request[CTX]
+    rt = ctx["runtime"]
+    if not ctx["roles"] & OPS_ROLES:
+        return json_response(
+            {
+                "providers": {
+                    name: {"name": name, "kind": state.config.kind, "healthy": state.health.healthy}
+                    for name, state in rt.providers.items()
+                }
+            }
+        )
     return json_response(
         {
             "providers": {

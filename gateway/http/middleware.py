@@ -68,6 +68,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "cache": None,
         "failover": False,
         "player_id": None,  # the player the request's player token proves, if any
+        "roles": frozenset(),  # the roles of the request's client key
     }
     try:
         response = await apply_policies(request, handler)
@@ -114,6 +115,7 @@ async def apply_policies(request: web.Request, handler: Handler) -> web.StreamRe
         if client is None:
             raise ApiError("unauthorized", "send a valid X-API-Key header")
         ctx["client_id"] = client.id
+        ctx["roles"] = client.roles
     ctx["player_id"] = player_for(request, route, rt.config.player_tokens)
     decisions: list[Decision] = []
     route_conf = rt.config.routes.get(route)

@@ -20,6 +20,13 @@ from aiohttp import web
 
 ACCESS = logging.getLogger("gateway.access")
 _PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Credentials a provider may echo back in an error even when the gateway never configured
+# them (another environment's key, a token in a header dump).
+_CREDENTIALS = re.compile(
+    r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"
+    r"|\bwhsec_[A-Za-z0-9]{8,}"
+)
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -40,6 +47,7 @@ class RedactingFilter(logging.Filter):
     def scrub(self, text: str) -> str:
         if self._secrets is not None:
             text = self._secrets.sub("[REDACTED]", text)
+        text = _CREDENTIALS.sub("[REDACTED]", text)
         return _PAN.sub("[PAN]", text)
 
     def _scrub_any(self, value: Any) -> Any:

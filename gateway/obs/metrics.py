@@ -95,6 +95,12 @@ class Metrics:
             ("route", "result"),
             registry=r,
         )
+        self.provider_auth_failures = Counter(
+            "gateway_provider_auth_failures_total",
+            "Provider answers refusing the gateway's own credentials (HTTP 401/403)",
+            ("provider",),
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited_total",
             "Requests refused by a rate limit, by route and scope",

@@ -377,7 +377,7 @@ async def _settled(
 def _rejected(failed: AttemptFailed) -> ApiError:
     return ApiError(
         "provider_rejected",
-        f"{failed.provider} refused the payment: {failed.detail}",
+        failed.public_detail,
         provider=failed.provider,
         provider_code=failed.provider_code,
     )
@@ -389,7 +389,7 @@ def _all_failed(failures: list[AttemptFailed]) -> ApiError:
         return ApiError(
             "provider_rejected",
             "no provider of this route takes this payment: "
-            + "; ".join(f"{f.provider}: {f.detail}" for f in failures),
+            + "; ".join(f.public_detail for f in failures),
             provider=failures[-1].provider,
             provider_code=failures[-1].provider_code,
         )
@@ -411,7 +411,7 @@ def _all_failed(failures: list[AttemptFailed]) -> ApiError:
     last = failures[-1]
     return ApiError(
         "provider_unavailable",
-        f"{last.provider}: {last.detail}",
+        last.public_detail,
         provider=last.provider,
         provider_code=last.provider_code,
     )

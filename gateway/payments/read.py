@@ -137,7 +137,7 @@ async def _without_ledger(
             raise _not_found(payment_id) from None
         raise ApiError(
             "provider_unavailable",
-            f"{failed.provider}: {failed.detail}",
+            failed.public_detail,
             provider=failed.provider,
             provider_code=failed.provider_code,
         ) from None

@@ -82,6 +82,8 @@ class HealthChecker:
                 self.gw.session, state.config.base_url, request, settings.timeout_ms / 1000
             )
             ok = 200 <= response.status < 400 if settings.path else response.status < 500
+            # A provider refusing the gateway's credentials is as good as down for it.
+            ok = ok and response.status not in (401, 403)
             detail = f"health check answered {response.status}"
         except TransportError as exc:
             ok, detail = False, f"health check {exc.kind}: {exc}"

@@ -9,6 +9,7 @@ tried, may this one be asked again.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -37,6 +38,28 @@ class CallContext(Protocol):
     async def hit_limit(self, rate: str, *keys: str) -> Decision | None: ...
 
 
+# What a client is told about a failed attempt: a fixed sentence per kind of failure. The
+# provider's own text (which may echo a key or an internal) goes to the log only.
+PUBLIC_REASONS = {
+    "rejected": "refused the request",
+    "auth": "refused the gateway's credentials",
+    "timeout": "did not answer in time",
+    "refused": "could not be reached",
+    "reset": "dropped the connection",
+    "error": "gave an answer that could not be used",
+    "drained": "is drained by an operator",
+    "breaker_open": "has its circuit open after recent failures",
+    "cooling_down": "asked the gateway to slow down",
+    "rate_limited": "is over the gateway's outbound quota",
+}
+_PROVIDER_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def public_code(code: str | None) -> str | None:
+    """A provider's error code as clients may see it: a short token, or nothing."""
+    return code if code is not None and _PROVIDER_CODE.match(code) else None
+
+
 class AttemptFailed(Exception):
     def __init__(
         self,
@@ -63,6 +86,14 @@ class AttemptFailed(Exception):
         self.status = status
         self.retry_after_s = retry_after_s
         self.final = final  # a definite refusal (no money) no other provider should see
+
+    @property
+    def public_detail(self) -> str:
+        """The failure as a client may read it. "unsupported" is the gateway's own refusal
+        before sending (its text names the operation), never the provider's words."""
+        if self.outcome == "unsupported":
+            return f"{self.provider}: {self.detail.removeprefix(self.provider + ': ')}"
+        return f"{self.provider} {PUBLIC_REASONS.get(self.outcome, 'failed')}"
 
     @property
     def skipped(self) -> bool:
@@ -128,6 +159,19 @@ async def call_provider(
             try:
                 result = parse(response)
             except ProviderError as exc:
+                if exc.status in (401, 403):
+                    # The gateway's own key is refused: every call will fail the same way.
+                    # A provider failure (breaker, health) that took no money.
+                    outcome = "auth"
+                    gw.metrics.provider_auth_failures.labels(name).inc()
+                    raise _BadAnswer(
+                        ProviderError(
+                            exc.message,
+                            provider_code=exc.provider_code,
+                            status=exc.status,
+                            failover_safe=True,
+                        )
+                    ) from None
                 if exc.status == 429:
                     gw.cooldowns.block(name, exc.retry_after_s or 1.0)
                 if exc.rejected or exc.status == 429:
@@ -167,6 +211,11 @@ async def call_provider(
         if outcome != "rejected":
             state.health.record_passive(False)
         state.note_error(f"{outcome}: {err.message}")
+        log.log(
+            logging.INFO if outcome == "rejected" else logging.WARNING,
+            "provider answered with an error",
+            extra={"provider": name, "operation": op, "outcome": outcome, "detail": err.message},
+        )
         raise AttemptFailed(
             name,
             outcome,
@@ -174,7 +223,7 @@ async def call_provider(
             maybe_delivered=True,
             failover_safe=err.failover_safe,
             retry_same=err.retry_same,
-            provider_code=err.provider_code,
+            provider_code=public_code(err.provider_code),
             status=err.status,
             retry_after_s=err.retry_after_s,
             final=err.final,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.config.model import Config, ProviderConfig
+from gateway.obs import logs
 from gateway.upstream.selection import ProviderView
 from policies.breaker import Breaker
 from policies.health import HealthTracker
@@ -71,7 +72,8 @@ class ProviderState:
         return dict(self._breakers)
 
     def note_error(self, message: str) -> None:
-        self.last_error = message
+        # Shown to operators: a provider that echoes the gateway's key must not show it.
+        self.last_error = logs.REDACTOR.scrub(message)[:300]
         self.last_error_at = time.time()
 
     def view(self, op: str, cooldown_s: float = 0.0) -> ProviderView:
