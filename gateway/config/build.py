@@ -48,8 +48,15 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class Builder:
     """Semantic checks past the JSON Schema, collecting every problem instead of the first."""
 
-    def __init__(self, doc: dict[str, Any], env: Mapping[str, str], base_dir: Path) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        env: Mapping[str, str],
+        base_dir: Path,
+        unchecked_providers: frozenset[str] = frozenset(),
+    ) -> None:
         self.doc = doc
+        self.unchecked_providers = unchecked_providers  # named, but refused by the schema
         self.env = env
         self.base_dir = base_dir
         self.problems: list[str] = []
@@ -64,7 +71,8 @@ class Builder:
         providers = {
             name: p
             for name, spec in doc["providers"].items()
-            if (p := self.provider(name, spec, defaults)) is not None
+            if name not in self.unchecked_providers
+            and (p := self.provider(name, spec, defaults)) is not None
         }
         routes = {op: self.route(op, spec, providers) for op, spec in doc["routes"].items()}
         listen = doc.get("listen", {})

@@ -20,10 +20,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from adapters.base import OPERATIONS
 from gateway.config.build import Builder
 from gateway.config.errors import ConfigError
 from gateway.config.model import Config
 from gateway.config.redact import SECRET_SUFFIXES, SECRET_WORDS
+
+_WHOLE = object()  # stands for "the whole section" among a section's refused members
 
 
 @cache
@@ -70,17 +73,66 @@ def parse_config(
     bad_keys = list(_non_string_keys(doc))
     if bad_keys:
         raise ConfigError(bad_keys, source)
-    problems = [
-        f"{key_path(err.absolute_path)}: {_schema_message(err)}"
-        for err in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.path)))
-    ]
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    problems = [f"{key_path(err.absolute_path)}: {_schema_message(err)}" for err in errors]
+    # The checks of meaning run too, on what the schema accepted: one run of `check` names
+    # every problem, instead of hiding the semantic ones until the schema ones are fixed.
+    buildable, unchecked = schema_valid_parts(doc, errors)
+    builder = Builder(buildable, env, base_dir or Path.cwd(), unchecked_providers=unchecked)
+    config = builder.build(source, hashlib.sha256(data).hexdigest())
+    problems += builder.problems
     if problems:
         raise ConfigError(problems, source)
-    builder = Builder(doc, env, base_dir or Path.cwd())
-    config = builder.build(source, hashlib.sha256(data).hexdigest())
-    if builder.problems:
-        raise ConfigError(builder.problems, source)
     return config
+
+
+def schema_valid_parts(
+    doc: dict[str, Any], errors: Iterable[jsonschema.ValidationError]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """`doc` without the parts the schema refused, and the providers to leave unchecked.
+
+    The Builder expects schema-valid input. Providers, routes and clients are kept or left
+    out one by one; any other section with an error is left out whole, so its defaults
+    apply. A refused provider stays in the document, unchecked, so that the routes naming
+    it are not also reported as naming an unknown provider.
+    """
+    bad: dict[str, set[Any]] = {}
+    for err in errors:
+        path = list(err.absolute_path)
+        if not path:
+            continue  # a missing or unknown top-level key: the sections are handled below
+        members = bad.setdefault(str(path[0]), set())
+        if len(path) > 1:
+            members.add(path[1])
+        elif isinstance(err.instance, str):
+            members.add(err.instance)  # a member's name the schema refuses
+        elif err.validator != "additionalProperties":  # unknown routes are dropped below
+            members.add(_WHOLE)
+    out = {
+        key: value
+        for key, value in doc.items()
+        if key not in bad or key in ("providers", "routes", "clients")
+    }
+    providers = doc.get("providers")
+    if not isinstance(providers, dict) or _WHOLE in bad.get("providers", ()):
+        providers = {}
+    out["providers"] = providers
+    routes = doc.get("routes")
+    out["routes"] = (
+        {
+            op: spec
+            for op, spec in routes.items()
+            if op in OPERATIONS and op not in bad.get("routes", ())
+        }
+        if isinstance(routes, dict) and _WHOLE not in bad.get("routes", ())
+        else {}
+    )
+    clients = doc.get("clients", [])
+    if isinstance(clients, list) and _WHOLE not in bad.get("clients", ()):
+        out["clients"] = [c for i, c in enumerate(clients) if i not in bad.get("clients", ())]
+    else:
+        out["clients"] = []
+    return out, frozenset(name for name in bad.get("providers", ()) if name in providers)
 
 
 def _schema_message(err: jsonschema.ValidationError) -> str:
