@@ -233,13 +233,29 @@ class AdapterSpec:
     """What a module of adapters/ declares about itself, read by config validation.
 
     `credentials`: keys the adapter needs. `secrets`: those of them that must come from
-    `<key>_env` or `<key>_file`, never inline in the YAML.
+    `<key>_env` or `<key>_file`, never inline in the YAML. Payment adapters also declare
+    what they can take: `payment_types` (deposit, withdrawal) and `payment_methods`, each
+    unified method type with the currencies it takes (None: any currency).
     """
 
     kind: Kind
     credentials: tuple[str, ...]
     secrets: frozenset[str]
     optional: tuple[str, ...] = ()
+    payment_types: frozenset[str] = frozenset()
+    payment_methods: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+
+    def refusal(self, payment_type: str, method: str, currency: str) -> str | None:
+        """Why this provider cannot take such a payment (the gateway's own words); None if
+        it can."""
+        if payment_type not in self.payment_types:
+            return f"does not make {payment_type}s"
+        if method not in self.payment_methods:
+            return f"does not offer {method}"
+        currencies = self.payment_methods[method]
+        if currencies is not None and currency not in currencies:
+            return f"takes {method} in {', '.join(sorted(currencies))} only"
+        return None
 
 
 def json_error_text(body: bytes, limit: int = 200) -> str:

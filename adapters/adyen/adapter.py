@@ -25,6 +25,8 @@ SPEC = AdapterSpec(
     credentials=("api_key", "merchant_account"),
     secrets=frozenset({"api_key", "hmac_key"}),
     optional=("hmac_key",),
+    payment_types=frozenset({"deposit"}),
+    payment_methods={"card": None, "ewallet": None, "bank_transfer": None},
 )
 
 API_VERSION = "v71"

@@ -28,6 +28,14 @@ SPEC = AdapterSpec(
     credentials=("secret_key",),
     secrets=frozenset({"secret_key", "webhook_secret"}),
     optional=("webhook_secret",),
+    payment_types=frozenset({"deposit"}),
+    # Stripe takes SEPA Direct Debit in EUR only and crypto in USD only.
+    payment_methods={
+        "card": None,
+        "ewallet": None,
+        "bank_transfer": frozenset({"EUR"}),
+        "crypto": frozenset({"USD"}),
+    },
 )
 
 API_VERSION = "2024-06-20"
@@ -75,6 +83,14 @@ class StripeAdapter:
             raise ProviderError(
                 f"stripe: payment intents collect money and cannot make a {request.type}",
                 provider_code="unsupported_operation",
+                rejected=True,
+                failover_safe=True,
+            )
+        refusal = SPEC.refusal(request.type, request.method_type, request.currency)
+        if refusal is not None:
+            raise ProviderError(
+                f"stripe {refusal}",
+                provider_code="unsupported_payment_method",
                 rejected=True,
                 failover_safe=True,
             )

@@ -1,7 +1,8 @@
 """From a schema-valid document to typed settings: the checks a JSON Schema cannot make.
 
 Every problem is collected, each named by its key path, so one run of `check` shows them all.
-Secrets are resolved here (`*_env` from the environment, `*_file` from files) and nowhere else.
+Secrets are resolved here (`*_env` from the environment, `*_file` from files) and nowhere else;
+a variable NAME that is not set may be given as NAME_FILE, the path of a file holding it.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class Builder:
             max_connections=settings["max_connections"],
             adapter=adapter,
             fingerprint=fingerprint,
+            spec=adapter_spec,
         )
 
     def credentials(
@@ -201,6 +203,10 @@ class Builder:
             self.fail(path, "must name an environment variable (letters, digits, _)")
             return None
         value = self.env.get(name)
+        if not value and self.env.get(f"{name}_FILE"):
+            # Docker's convention (POSTGRES_PASSWORD_FILE): NAME_FILE names a file holding
+            # the value, for values no one-line .env entry can hold, like a PEM key.
+            return self.secret_from_file(path, self.env[f"{name}_FILE"])
         if not value:
             self.fail(path, f"environment variable '{name}' is not set")
             return None
@@ -261,12 +267,18 @@ class Builder:
             self.fail(path, str(exc))
 
     def event_settings(self, given: dict[str, Any]) -> EventSettings | None:
+        env, name = self.env, given.get("secret_env")
+        if isinstance(name, str) and not env.get(name) and env.get(f"{name}_FILE"):
+            secret = self.secret_from_file("events.secret_env", env[f"{name}_FILE"])
+            if secret is None:
+                return None
+            env = {**env, name: secret}
         try:
-            settings = parse_settings(given, self.env)
+            settings = parse_settings(given, env)
         except ConfigError as exc:
             self.problems.extend(exc.problems)
             return None
-        secret = self.env.get(given.get("secret_env", ""), "")
+        secret = env.get(given.get("secret_env", ""), "")
         if secret:
             self.secret_values.append(secret)
         return settings

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.base import AdapterSpec
 from gateway.config.events import EventSettings
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
@@ -35,6 +36,7 @@ class ProviderConfig:
     # Digest of every setting, secrets included, so a reload can tell what changed
     # without keeping or comparing the secrets themselves.
     fingerprint: str = ""
+    spec: AdapterSpec = field(default_factory=lambda: AdapterSpec("games", (), frozenset()))
 
 
 @dataclass(frozen=True, slots=True)

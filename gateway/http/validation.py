@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from adapters.money import EXPONENTS
 from gateway.problems import ApiError
 
 
@@ -34,28 +35,39 @@ def validator(component: str) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+MAX_AMOUNT = 1_000_000_000_000
+# One sentence for every amount problem, whatever the input: a string, a bool, a decimal,
+# zero, a negative or a too-large number.
+AMOUNT_RULE = (
+    "amount must be a positive integer of the currency's minor units (EUR 10.50 is 1050), "
+    f"at most {MAX_AMOUNT}"
+)
+
+
 def _code_for(error: jsonschema.ValidationError) -> str:
     field = error.absolute_path[0] if error.absolute_path else None
-    if (
-        field == "amount"
-        and isinstance(error.instance, int | float)
-        and not isinstance(error.instance, bool)
-    ):
+    if field == "amount" and error.validator != "required":
         return "invalid_amount"
-    if field == "currency" and error.validator == "enum":
+    if field == "currency" and error.validator in ("enum", "pattern"):
         return "unsupported_currency"
     return "invalid_request"
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path)
+    if _code_for(error) == "invalid_amount":
+        return AMOUNT_RULE
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown field(s): {', '.join(extra)}" + (f" in {where}" if where else "")
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if error.validator == "enum" and where == "currency":
+    if error.validator in ("enum", "pattern") and where == "currency":
         return f"unsupported currency {error.instance!r}"
+    if where == "metadata" and error.validator in ("minLength", "maxLength", "pattern"):
+        return "metadata keys are 1-40 characters without '[' or ']'"
+    if where.startswith("metadata.") and error.validator in ("type", "maxLength"):
+        return "metadata values are strings of at most 80 characters"
     message = error.message if len(error.message) < 200 else error.message[:200] + "..."
     return f"{where}: {message}" if where else message
 
@@ -71,9 +83,23 @@ def validate_body(component: str, body: Any) -> dict[str, Any]:
         first = errors[0]
         raise ApiError(_code_for(first), _describe(first))
     amount = body.get("amount")
-    if isinstance(amount, float):
-        raise ApiError("invalid_amount", "amount must be an integer of minor units, not a decimal")
+    if isinstance(amount, float):  # 100.0: JSON Schema calls it an integer, money does not
+        raise ApiError("invalid_amount", AMOUNT_RULE)
+    currency = body.get("currency")
+    if component == "LaunchRequest" and currency is not None:
+        _check_launch_currency(currency, body["mode"])
     url = body.get("return_url")
     if url is not None and urlsplit(url).scheme not in ("http", "https"):
         raise ApiError("invalid_request", "return_url must be an http(s) URL")
     return body
+
+
+def _check_launch_currency(currency: str, mode: str) -> None:
+    if currency == "XXX":
+        if mode != "demo":
+            raise ApiError(
+                "unsupported_currency", "XXX (no currency) is for demo play only"
+            )
+        return
+    if currency not in EXPONENTS:
+        raise ApiError("unsupported_currency", f"unsupported currency {currency!r}")

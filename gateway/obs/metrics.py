@@ -101,6 +101,12 @@ class Metrics:
             ("provider",),
             registry=r,
         )
+        self.provider_skips = Counter(
+            "gateway_provider_skips_total",
+            "Providers of a route not asked because they cannot serve the request",
+            ("provider", "reason"),
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited_total",
             "Requests refused by a rate limit, by route and scope",

@@ -63,7 +63,8 @@ async def create(
     # Chosen before the claim, so the claim itself names the provider asked first: one
     # ledger write fewer on every payment.
     selection = gw.selection(rt, "payments.create")
-    first = selection.candidates[0] if selection.candidates else None
+    candidates, unable = _able(gw, rt, selection.candidates, body)
+    first = candidates[0] if candidates else None
     claim = await _claim(gw, client_id, idempotency_key, fp, first)
     if isinstance(claim, Replay):
         record = claim.record
@@ -75,7 +76,9 @@ async def create(
         return await _resolve_orphan(gw, rt, claim, body)
     attempts: list[Attempt] = []
     try:
-        status, payment, owner = await _attempt_all(gw, rt, claim, body, attempts, selection)
+        status, payment, owner = await _attempt_all(
+            gw, rt, claim, body, attempts, selection, candidates, unable
+        )
     except _Refused as refused:
         try:
             await gw.ledger.abandon(claim, [a.to_dict() for a in attempts])
@@ -197,12 +200,16 @@ async def _attempt_all(
     body: dict[str, Any],
     attempts: list[Attempt],
     selection: Selection,
+    candidates: tuple[str, ...],
+    unable: list[tuple[str, str]],
 ) -> tuple[int, PaymentRecord, str | None]:
     if not selection.candidates:
         raise _Refused(no_provider("payments.create", selection))
+    if not candidates:
+        raise _Refused(_nobody_takes(body, unable))
     failures: list[AttemptFailed] = []
     secret = rt.config.payment_id_secret
-    for i, name in enumerate(selection.candidates):
+    for i, name in enumerate(candidates):
         state = rt.providers[name]
         request = _payment_request(held, name, body)
         retries_left = rt.config.payment_retries
@@ -236,10 +243,8 @@ async def _attempt_all(
                     return 202, record, name
                 if step is Step.REJECT:
                     raise _Refused(_rejected(failed)) from None
-                if i + 1 < len(selection.candidates):
-                    gw.metrics.failovers.labels(
-                        "payments.create", name, selection.candidates[i + 1]
-                    ).inc()
+                if i + 1 < len(candidates):
+                    gw.metrics.failovers.labels("payments.create", name, candidates[i + 1]).inc()
                 break
             attempts.append(Attempt(name, "ok"))
             record = new_record(
@@ -249,6 +254,36 @@ async def _attempt_all(
             )
             return 201, record, None
     raise _Refused(_all_failed(failures))
+
+
+def _able(
+    gw: Gateway, rt: Runtime, names: tuple[str, ...], body: dict[str, Any]
+) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """The providers that can take this kind of payment, and why the others cannot.
+
+    A provider that cannot is never sent the payment (its refusal is the gateway's own
+    knowledge, declared by its adapter), and the skip is counted."""
+    able: list[str] = []
+    unable: list[tuple[str, str]] = []
+    for name in names:
+        spec = rt.providers[name].config.spec
+        refusal = spec.refusal(body["type"], body["method"]["type"], body["currency"])
+        if refusal is None:
+            able.append(name)
+        else:
+            unable.append((name, refusal))
+            gw.metrics.provider_skips.labels(name, "unsupported").inc()
+    return tuple(able), unable
+
+
+def _nobody_takes(body: dict[str, Any], unable: list[tuple[str, str]]) -> ApiError:
+    what = f"{body['type']} by {body['method']['type']} in {body['currency']}"
+    return ApiError(
+        "provider_rejected",
+        f"no provider of this route takes a {what}: "
+        + "; ".join(f"{name} {why}" for name, why in unable),
+        provider_code="unsupported_payment_method",
+    )
 
 
 async def _create_once(gw: Gateway, state: ProviderState, request: PaymentRequest) -> PaymentResult:

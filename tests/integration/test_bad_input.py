@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.http.validation import AMOUNT_RULE
 from gateway.payments import ids as payment_ids
 from gateway.problems import CODES, TYPE_BASE
 from tests.conftest import GatewayUnderTest, MakeGateway
@@ -175,17 +176,17 @@ BAD_PAYMENTS = [
         "amount-string",
         dumps(with_(amount="100")),
         "application/json",
-        400,
-        "invalid_request",
-        "amount: '100' is not of type 'integer'",
+        422,
+        "invalid_amount",
+        AMOUNT_RULE,
     ),
     (
         "amount-bool",
         dumps(with_(amount=True)),
         "application/json",
-        400,
-        "invalid_request",
-        "amount: True is not of type 'integer'",
+        422,
+        "invalid_amount",
+        AMOUNT_RULE,
     ),
     (
         "amount-fraction",
@@ -193,7 +194,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount: 10.5 is not of type 'integer'",
+        AMOUNT_RULE,
     ),
     (
         "amount-whole-float",
@@ -202,7 +203,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount must be an integer of minor units, not a decimal",
+        AMOUNT_RULE,
     ),
     (
         "amount-negative",
@@ -210,7 +211,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount: -5 is less than the minimum of 1",
+        AMOUNT_RULE,
     ),
     (
         "amount-zero",
@@ -218,7 +219,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount: 0 is less than the minimum of 1",
+        AMOUNT_RULE,
     ),
     (
         "amount-too-large",
@@ -226,7 +227,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount: 1000000000001 is greater than the maximum of 1000000000000",
+        AMOUNT_RULE,
     ),
     (
         "money-problem-first",
@@ -234,7 +235,7 @@ BAD_PAYMENTS = [
         "application/json",
         422,
         "invalid_amount",
-        "amount: -5 is less than the minimum of 1",
+        AMOUNT_RULE,
     ),
     (
         "currency-unknown",
@@ -294,12 +295,36 @@ BAD_PAYMENTS = [
         "return_url must be an http(s) URL",
     ),
     (
+        "metadata-key-with-brackets",
+        dumps(with_(metadata={"a[b]": "x"})),
+        "application/json",
+        400,
+        "invalid_request",
+        "metadata keys are 1-40 characters without '[' or ']'",
+    ),
+    (
+        "metadata-empty-key",
+        dumps(with_(metadata={"": "x"})),
+        "application/json",
+        400,
+        "invalid_request",
+        "metadata keys are 1-40 characters without '[' or ']'",
+    ),
+    (
+        "metadata-long-value",
+        dumps(with_(metadata={"note": "x" * 81})),
+        "application/json",
+        400,
+        "invalid_request",
+        "metadata values are strings of at most 80 characters",
+    ),
+    (
         "metadata-not-string",
         dumps(with_(metadata={"campaign": 7})),
         "application/json",
         400,
         "invalid_request",
-        "metadata.campaign: 7 is not of type 'string'",
+        "metadata values are strings of at most 80 characters",
     ),
 ]
 
@@ -454,6 +479,27 @@ BAD_LAUNCHES = [
         "return_url must be an http(s) URL",
     ),
     ("array", [REAL_LAUNCH], 400, "invalid_request", "the body must be a JSON object"),
+    (
+        "currency-not-iso",
+        {**REAL_LAUNCH, "currency": "EURO"},
+        422,
+        "unsupported_currency",
+        "unsupported currency 'EURO'",
+    ),
+    (
+        "currency-unknown",
+        {**REAL_LAUNCH, "currency": "ABC"},
+        422,
+        "unsupported_currency",
+        "unsupported currency 'ABC'",
+    ),
+    (
+        "no-currency-for-real-money",
+        {**REAL_LAUNCH, "currency": "XXX"},
+        422,
+        "unsupported_currency",
+        "XXX (no currency) is for demo play only",
+    ),
 ]
 
 

@@ -118,14 +118,43 @@ async def test_retry_with_same_key_recovers_a_transient_5xx(gw: GatewayUnderTest
 
 
 async def test_definite_rejection_fails_over(gw: GatewayUnderTest, make_gateway: MakeGateway):
-    # Stripe refuses crypto in EUR (a 400 invalid_request_error: no money moved).
-    body = {**DEPOSIT, "method": {"type": "bank_transfer"}, "currency": "GBP"}
+    # Over Stripe's largest amount: a 400 invalid_request_error, no money moved.
+    body = {**DEPOSIT, "amount": 100_000_000}
     resp = await pay(gw, body)
     assert resp.status == 201
     payment = await resp.json()
     assert payment["provider"] == "adyen"
     assert payment["attempts"][0]["provider"] == "stripe"
     assert payment["attempts"][0]["outcome"] == "rejected"
+
+
+async def test_a_provider_that_cannot_take_the_method_in_that_currency_is_never_sent_it(
+    gw: GatewayUnderTest,
+):
+    # Stripe takes SEPA debits in EUR only: a bank transfer in GBP goes to Adyen directly.
+    body = {**DEPOSIT, "method": {"type": "bank_transfer"}, "currency": "GBP"}
+    resp = await pay(gw, body)
+    assert resp.status == 201
+    payment = await resp.json()
+    assert [a["provider"] for a in payment["attempts"]] == ["adyen"]
+    assert gw.calls("stripe", STRIPE_CREATE) == 0
+    metrics = await (await gw.client.get("/metrics")).text()
+    assert 'gateway_provider_skips_total{provider="stripe",reason="unsupported"} 1.0' in metrics
+
+
+async def test_no_provider_that_takes_the_method_is_422_before_any_call(
+    make_gateway: MakeGateway,
+):
+    gw = await make_gateway({"routes": {"payments.create": {"providers": ["stripe"]}}})
+    resp = await pay(gw, {**DEPOSIT, "method": {"type": "crypto"}, "currency": "EUR"})
+    assert resp.status == 422
+    problem = await resp.json()
+    assert problem["code"] == "provider_rejected"
+    assert problem["detail"] == (
+        "no provider of this route takes a deposit by crypto in EUR: "
+        "stripe takes crypto in USD only"
+    )
+    assert gw.calls("stripe", STRIPE_CREATE) == 0
 
 
 async def test_idempotent_replay_reaches_no_provider(gw: GatewayUnderTest):

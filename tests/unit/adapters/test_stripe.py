@@ -158,14 +158,27 @@ def test_reserved_metadata_cannot_be_overwritten() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method_type", "stripe_type"),
-    [("card", "card"), ("ewallet", "card"), ("bank_transfer", "sepa_debit"),
-     ("crypto", "crypto")],
+    ("method_type", "currency", "stripe_type"),
+    [("card", "EUR", "card"), ("ewallet", "SEK", "card"), ("bank_transfer", "EUR", "sepa_debit"),
+     ("crypto", "USD", "crypto")],
 )
-def test_method_type_mapping(method_type: str, stripe_type: str) -> None:
-    req = make_adapter().create_request(make_request(method_type=method_type))
+def test_method_type_mapping(method_type: str, currency: str, stripe_type: str) -> None:
+    req = make_adapter().create_request(make_request(method_type=method_type, currency=currency))
     pairs = parse_qsl(req.body.decode())
     assert [v for k, v in pairs if k == "payment_method_types[]"] == [stripe_type]
+
+
+@pytest.mark.parametrize(("method_type", "currency"), [("bank_transfer", "USD"),
+                                                       ("crypto", "EUR")])
+def test_methods_stripe_takes_in_one_currency_only_are_refused_before_sending(
+    method_type: str, currency: str
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        make_adapter().create_request(make_request(method_type=method_type, currency=currency))
+    err = info.value
+    assert (err.provider_code, err.rejected, err.failover_safe) == (
+        "unsupported_payment_method", True, True
+    )
 
 
 def test_amount_is_minor_units_and_special_characters_are_encoded() -> None:
