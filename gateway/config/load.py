@@ -27,6 +27,12 @@ from gateway.config.model import Config
 from gateway.config.redact import SECRET_SUFFIXES, SECRET_WORDS
 
 _WHOLE = object()  # stands for "the whole section" among a section's refused members
+# Settings of a provider or route that have defaults: one the schema refuses is left out,
+# and the rest of its provider or route is still checked.
+_DEFAULTED = {
+    "providers": frozenset({"timeout_ms", "rate_limit", "breaker", "health", "max_connections"}),
+    "routes": frozenset({"cache", "rate_limit"}),
+}
 
 
 @cache
@@ -92,47 +98,55 @@ def schema_valid_parts(
     """`doc` without the parts the schema refused, and the providers to leave unchecked.
 
     The Builder expects schema-valid input. Providers, routes and clients are kept or left
-    out one by one; any other section with an error is left out whole, so its defaults
-    apply. A refused provider stays in the document, unchecked, so that the routes naming
-    it are not also reported as naming an unknown provider.
+    out one by one, a refused setting with a default is left out alone (so a bad timeout
+    does not hide the provider's credentials), and any other section with an error is left
+    out whole, its defaults applying. A refused provider stays in the document, unchecked,
+    so that the routes naming it are not also reported as naming an unknown provider.
     """
     bad: dict[str, set[Any]] = {}
+    dropped: dict[tuple[str, str], set[str]] = {}  # (section, member) -> settings left out
     for err in errors:
         path = list(err.absolute_path)
         if not path:
             continue  # a missing or unknown top-level key: the sections are handled below
-        members = bad.setdefault(str(path[0]), set())
-        if len(path) > 1:
+        section = str(path[0])
+        members = bad.setdefault(section, set())
+        if len(path) > 2 and path[2] in _DEFAULTED.get(section, ()):
+            dropped.setdefault((section, str(path[1])), set()).add(str(path[2]))
+        elif len(path) == 2 and section in _DEFAULTED and err.validator == "additionalProperties":
+            continue  # an unknown setting of a provider or route: nothing reads it
+        elif len(path) > 1:
             members.add(path[1])
         elif isinstance(err.instance, str):
             members.add(err.instance)  # a member's name the schema refuses
         elif err.validator != "additionalProperties":  # unknown routes are dropped below
             members.add(_WHOLE)
-    out = {
-        key: value
-        for key, value in doc.items()
-        if key not in bad or key in ("providers", "routes", "clients")
-    }
-    providers = doc.get("providers")
-    if not isinstance(providers, dict) or _WHOLE in bad.get("providers", ()):
-        providers = {}
-    out["providers"] = providers
-    routes = doc.get("routes")
-    out["routes"] = (
-        {
-            op: spec
-            for op, spec in routes.items()
-            if op in OPERATIONS and op not in bad.get("routes", ())
+    out = {key: value for key, value in doc.items() if key not in bad}
+
+    def kept(section: str, known: Iterable[str] | None = None) -> dict[str, Any]:
+        given = doc.get(section)
+        if not isinstance(given, dict) or _WHOLE in bad.get(section, ()):
+            return {}
+        return {
+            name: _without(spec, dropped.get((section, name), set()))
+            for name, spec in given.items()
+            if name not in bad.get(section, ()) or section == "providers"
+            if known is None or name in known
         }
-        if isinstance(routes, dict) and _WHOLE not in bad.get("routes", ())
-        else {}
-    )
+
+    out["providers"] = kept("providers")
+    out["routes"] = kept("routes", OPERATIONS)
     clients = doc.get("clients", [])
     if isinstance(clients, list) and _WHOLE not in bad.get("clients", ()):
         out["clients"] = [c for i, c in enumerate(clients) if i not in bad.get("clients", ())]
     else:
         out["clients"] = []
-    return out, frozenset(name for name in bad.get("providers", ()) if name in providers)
+    refused = bad.get("providers", set()) & set(out["providers"])
+    return out, frozenset(refused)
+
+
+def _without(spec: Any, keys: set[str]) -> Any:
+    return {k: v for k, v in spec.items() if k not in keys} if keys else spec
 
 
 def _schema_message(err: jsonschema.ValidationError) -> str:

@@ -140,6 +140,22 @@ def test_a_provider_the_schema_refuses_is_not_also_unknown_to_its_routes(env: di
     assert problems_of(doc, env) == ["providers.hub88: 'base_url' is a required property"]
 
 
+def test_a_refused_setting_with_a_default_hides_nothing_else_of_its_provider(
+    env: dict[str, str],
+):
+    doc = full_doc()
+    doc["providers"]["stripe"]["breaker"] = {"failure_threshold": 0}
+    doc["routes"]["games.list"]["cache"] = {"ttl_s": -1}
+    doc["routes"]["games.list"]["providers"] = ["hub88", "hub99"]
+    assert problems_of(doc, {k: v for k, v in env.items() if k != "STRIPE_SECRET_KEY"}) == [
+        "providers.stripe.breaker.failure_threshold: 0 is less than the minimum of 1",
+        "routes.games.list.cache.ttl_s: -1 is less than the minimum of 0",
+        "providers.stripe.credentials.secret_key_env: "
+        "environment variable 'STRIPE_SECRET_KEY' is not set",
+        "routes.games.list.providers[1]: unknown provider 'hub99'",
+    ]
+
+
 def test_a_provider_name_the_schema_refuses_is_checked_no_further(env: dict[str, str]):
     doc = full_doc()
     doc["providers"]["Hub_88"] = doc["providers"].pop("hub88")
