@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -28,11 +29,28 @@ def default_config_path() -> Path:
     return Path(str(resources.files("gateway").joinpath("data/providers.yaml")))
 
 
+# What `check` and `run` add when a problem is a variable that is not set.
+UNSET_VARIABLES_HINT = (
+    "hint: to try it on the simulators, make throwaway values with "
+    "`python -m simulators --print-env --out demo-env` and load them with "
+    "`set -a; . demo-env/.env; set +a`"
+)
+_UNSET = re.compile(r"environment variable '[^']*' is not set")
+
+
+def print_config_error(heading: str, exc: ConfigError) -> None:
+    print(heading, file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    if any(_UNSET.search(problem) for problem in exc.problems):
+        print(UNSET_VARIABLES_HINT, file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
+        print_config_error(f"config error: {args.config}", exc)
         return 1
     workers = (
         args.workers
@@ -143,9 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.path)
     except ConfigError as exc:
-        print(f"invalid config: {args.path}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_config_error(f"invalid config: {args.path}", exc)
         return 1
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")

@@ -4,11 +4,13 @@
     python -m simulators --host 0.0.0.0               # in a container (deploy/compose.yaml)
     python -m simulators stripe --port 9203           # one simulator on another port
     python -m simulators --port hub88=0 --port adyen=0   # 0: any free port (printed)
-    python -m simulators --print-env > deploy/.env    # a fresh set of throwaway credentials
+    python -m simulators --print-env --out deploy      # throwaway credentials: deploy/.env
+                                                       # and the Hub88 keys beside it
 
 Credentials come from the environment under the names the gateway's config uses
 (`simulators.stack.DemoSecrets.env`), plus HUB88_PUBLIC_KEY: the Hub88 simulator only needs
-the operator's public key (without it, the public half of HUB88_PRIVATE_KEY is used).
+the operator's public key (without it, the public half of HUB88_PRIVATE_KEY is used). As for
+the gateway, a variable NAME that is not set may be given as NAME_FILE, a file holding it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
@@ -62,8 +66,31 @@ LEDGER_DB_PASSWORD = "LEDGER_DB_PASSWORD"
 EXTRA_GATEWAY_ENV = ("PAYMENT_ID_SECRET", LEDGER_DB_PASSWORD)
 
 
+# A PEM key spans lines, which no .env line can hold: --print-env writes these to files
+# beside the .env and sets NAME_FILE to their path.
+PEM_FILES = {"HUB88_PRIVATE_KEY": "hub88_private_key.pem", HUB88_PUBLIC_KEY: "hub88_public_key.pem"}
+ENV_FILE = ".env"
+_ENV_HEADER = "# Throwaway credentials for the simulators (python -m simulators --print-env)"
+# Read alike, verbatim, by `docker run --env-file` (which keeps quotes as part of the value),
+# docker compose's .env (which strips quotes, reads `$`, `#`, `\` and blanks) and `set -a;
+# . ./file` (the shell: quotes, `$`, `~`, blanks and more): so nothing else is written.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@+,-]*")
+
+
 class MissingCredentials(Exception):
     pass
+
+
+def env_value(env: Mapping[str, str], name: str) -> str:
+    """NAME's value, or the content of the file NAME_FILE names (as the gateway reads it)."""
+    value = env.get(name, "")
+    path = env.get(f"{name}_FILE", "")
+    if value or not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise MissingCredentials(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
 
 
 def _public_from_private(private_pem: str) -> str:
@@ -81,9 +108,9 @@ def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecret
     missing: list[str] = []
     for sim in names:
         for field in _REQUIRED[sim] + _OPTIONAL[sim]:
-            values[field] = env.get(ENV_NAMES[field], "")
+            values[field] = env_value(env, ENV_NAMES[field])
         if sim == "hub88" and not values["hub88_public_pem"]:
-            private_pem = env.get(ENV_NAMES["hub88_private_pem"], "")
+            private_pem = env_value(env, ENV_NAMES["hub88_private_pem"])
             if private_pem:
                 try:
                     values["hub88_public_pem"] = _public_from_private(private_pem)
@@ -98,22 +125,44 @@ def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecret
             hint = f" ({HUB88_PUBLIC_KEY} may be replaced by {ENV_NAMES['hub88_private_pem']})"
         raise MissingCredentials(
             f"environment variables not set: {', '.join(missing)}{hint}; "
-            "`python -m simulators --print-env` makes a throwaway set"
+            "`python -m simulators --print-env --out DIR` makes a throwaway set"
         )
     return DemoSecrets(**values)
 
 
-def dotenv_lines(demo: DemoSecrets, extra: Mapping[str, str]) -> list[str]:
-    """`NAME="value"` lines in the .env syntax docker compose reads (`\\n` for newlines).
-
-    The values made here hold no `$`, so compose's interpolation leaves them alone.
-    """
+def dotenv_lines(demo: DemoSecrets, extra: Mapping[str, str], folder: Path) -> list[str]:
+    """`NAME=value` lines, bare; each PEM key as NAME_FILE, its file's path in `folder`."""
     items = {**demo.env(), HUB88_PUBLIC_KEY: demo.hub88_public_pem, **extra}
-    out = []
+    out = [_ENV_HEADER, "# Never real ones; do not commit. Load: set -a; . ./.env; set +a"]
     for name, value in items.items():
-        escaped = value.strip().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        out.append(f'{name}="{escaped}"')
+        if name in PEM_FILES:
+            name, value = f"{name}_FILE", str(folder / PEM_FILES[name])
+        if not _PLAIN_VALUE.fullmatch(value):
+            raise ValueError(f"{name}: {value!r} cannot be written bare in a .env file")
+        out.append(f"{name}={value}")
     return out
+
+
+def write_env(folder: Path, demo: DemoSecrets, extra: Mapping[str, str]) -> list[Path]:
+    """Write folder/.env and the PEM keys beside it; the paths written, the .env first."""
+    folder = folder.resolve()
+    env_file = folder / ENV_FILE
+    if env_file.exists() and not env_file.read_text().startswith(_ENV_HEADER):
+        raise ValueError(f"{env_file} exists and was not written by --print-env; not replacing it")
+    lines = dotenv_lines(demo, extra, folder)  # refuses a folder whose path is not plain
+    folder.mkdir(parents=True, exist_ok=True)
+    pems = {"HUB88_PRIVATE_KEY": demo.hub88_private_pem, HUB88_PUBLIC_KEY: demo.hub88_public_pem}
+    written = [env_file]
+    for name, pem in pems.items():
+        path = folder / PEM_FILES[name]
+        path.write_text(pem.strip() + "\n")
+        # Readable by others: compose mounts these into containers running as another user
+        # (the image's 10001). They are throwaway keys for the simulators.
+        path.chmod(0o644)
+        written.append(path)
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    return written
 
 
 def parse_ports(names: Sequence[str], given: Sequence[str]) -> dict[str, int]:
@@ -177,8 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-env",
         action="store_true",
-        help="print fresh throwaway credentials for the simulators, the gateway and the "
-        "ledger database of deploy/compose.yaml as a .env file, and exit",
+        help="write fresh throwaway credentials for the simulators, the gateway and the "
+        "ledger database of deploy/compose.yaml to DIR/.env (the Hub88 keys as PEM files "
+        "beside it), and exit",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, default=None, help="where --print-env writes"
     )
     return parser
 
@@ -220,16 +273,29 @@ async def serve(
     return urls
 
 
+def print_env(parser: argparse.ArgumentParser, out: Path | None) -> int:
+    import secrets
+
+    if out is None:
+        parser.error("--print-env needs --out DIR: it writes DIR/.env and the PEM keys beside it")
+    extra = {name: secrets.token_urlsafe(32) for name in EXTRA_GATEWAY_ENV}
+    try:
+        env_file, *pems = write_env(out, make_secrets(), extra)
+    except (ValueError, OSError) as exc:
+        print(f"python -m simulators: {exc}", file=sys.stderr)
+        return 1
+    names = ", ".join(pem.name for pem in pems)
+    print(f"wrote {env_file} and beside it {names} (throwaway credentials; never commit them)")
+    print(f"load them into a shell: set -a; . {env_file}; set +a")
+    print(f"or give them to a container: docker run --env-file {env_file} ...")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.print_env:
-        import secrets
-
-        extra = {name: secrets.token_urlsafe(32) for name in EXTRA_GATEWAY_ENV}
-        print("# Throwaway credentials for the simulators; never real ones. Do not commit.")
-        print("\n".join(dotenv_lines(make_secrets(), extra)))
-        return 0
+        return print_env(parser, args.out)
     names = list(dict.fromkeys(args.simulators)) or list(DEFAULT_PORTS)
     unknown = [name for name in names if name not in DEFAULT_PORTS]
     if unknown:

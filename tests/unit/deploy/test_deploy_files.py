@@ -828,6 +828,41 @@ def resolved_env(service: dict[str, Any], dotenv: Mapping[str, str]) -> dict[str
     return {k: interpolate(v, dotenv) for k, v in service_env(service).items()}
 
 
+def compose_secrets(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host file of each compose secret a service gets (relative to deploy/)."""
+    declared = compose().get("secrets") or {}
+    out = {}
+    for item in service.get("secrets") or []:
+        name = item if isinstance(item, str) else item["source"]
+        assert name in declared, f"secret {name} is not declared at the top level"
+        target = item.get("target", name) if isinstance(item, dict) else name
+        out[posixpath.join("/run/secrets", target)] = (DEPLOY / declared[name]["file"]).resolve()
+    return out
+
+
+def gives(env: Mapping[str, str], var: str) -> bool:
+    """Does `env` give `var`, itself or as `var`_FILE (a file holding it)?"""
+    return var in env or f"{var}_FILE" in env
+
+
+@pytest.fixture(scope="module")
+def print_env_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `python -m simulators --print-env --out DIR` writes (the Hub88 keys included)."""
+    folder = tmp_path_factory.mktemp("print-env")
+    sim_cli.write_env(folder, demo(), {name: f"dummy-{name}" for name in sim_cli.EXTRA_GATEWAY_ENV})
+    return folder
+
+
+def compose_container_env(
+    service: dict[str, Any], dotenv: Mapping[str, str], folder: Path
+) -> dict[str, str]:
+    """resolved_env, with the service's compose secrets read from the files that
+    --print-env wrote in `folder` (standing in for deploy/)."""
+    env = resolved_env(service, dotenv)
+    mounted = {t: folder / h.name for t, h in compose_secrets(service).items()}
+    return {k: str(mounted.get(v, v)) if k.endswith("_FILE") else v for k, v in env.items()}
+
+
 def named_volumes(service: dict[str, Any]) -> dict[str, str]:
     """Container path -> named volume (declared at the top level) of a service."""
     out = {}
@@ -869,9 +904,15 @@ def test_compose_gateways() -> None:
         )
         assert "command" not in svc, f"{name}: runs the image's command"
         env = service_env(svc)
-        assert config_names <= env.keys(), f"{name}: missing {sorted(config_names - env.keys())}"
+        missing = sorted(var for var in config_names if not gives(env, var))
+        assert not missing, f"{name}: missing {missing}"
         for var in config_names - {ledger_url_env}:
-            assert env[var].startswith(f"${{{var}:?"), f"{name}: {var} comes from deploy/.env"
+            if var in env:
+                assert env[var].startswith(f"${{{var}:?"), f"{name}: {var} comes from deploy/.env"
+            else:
+                assert env[f"{var}_FILE"] in compose_secrets(svc), (
+                    f"{name}: {var}_FILE must name the file of one of its compose secrets"
+                )
         multiproc = env.get("PROMETHEUS_MULTIPROC_DIR", image_env()["PROMETHEUS_MULTIPROC_DIR"])
         tmpfs = [t.split(":")[0] for t in svc.get("tmpfs", [])]
         assert multiproc in tmpfs, f"{name}: PROMETHEUS_MULTIPROC_DIR must be a tmpfs"
@@ -887,7 +928,7 @@ def test_compose_gateways() -> None:
     assert len(images) == 1 and simulators_service()[1]["image"] in images
 
 
-def test_compose_config_is_valid_with_the_compose_environment() -> None:
+def test_compose_config_is_valid_with_the_compose_environment(print_env_folder: Path) -> None:
     text = COMPOSE_CONFIG.read_text()
     doc = yaml.safe_load(text)
     seen: set[frozenset[str]] = set()
@@ -896,7 +937,7 @@ def test_compose_config_is_valid_with_the_compose_environment() -> None:
         if names in seen:
             continue  # the same environment as a replica already checked
         seen.add(names)
-        env = resolved_env(svc, dummy_env(compose_required_vars()))
+        env = compose_container_env(svc, dummy_env(compose_required_vars()), print_env_folder)
         config = load_config(text, env, f"{COMPOSE_CONFIG} ({name})")
         check_deploy_variant(doc, config, str(COMPOSE_CONFIG))
         assert {"/healthz", "/readyz", "/metrics"} <= app_get_paths(config)
@@ -906,7 +947,7 @@ def test_compose_config_is_valid_with_the_compose_environment() -> None:
         assert config.storage.replicas == processes, "one rate-limit share per gateway process"
 
 
-def test_compose_ledger_is_the_postgres_service() -> None:
+def test_compose_ledger_is_the_postgres_service(print_env_folder: Path) -> None:
     text = COMPOSE_CONFIG.read_text()
     url_env = yaml.safe_load(text)["ledger"]["url_env"]
     pg_name, pg = postgres_service()
@@ -919,7 +960,7 @@ def test_compose_ledger_is_the_postgres_service() -> None:
     user = pg_env.get("POSTGRES_USER", "postgres")
     processes = 0
     for name, svc in gateway_services().items():
-        env = resolved_env(svc, dotenv)
+        env = compose_container_env(svc, dotenv, print_env_folder)
         assert url_env in env, f"{name}: {url_env} is not set"
         assert compose_refs(service_env(svc)[url_env]) == password_refs, (
             f"{name}: {url_env} must use the postgres service's password variable"
@@ -977,10 +1018,11 @@ def test_compose_providers_are_the_simulators() -> None:
     gateway_env = service_env(next(iter(gateway_services().values())))
     for name in started:
         needed = sim_cli.REQUIRED_ENV[name] + sim_cli.OPTIONAL_ENV[name]
-        assert set(needed) <= env.keys(), f"{sim_name}: {name} needs {needed}"
+        assert all(gives(env, var) for var in needed), f"{sim_name}: {name} needs {needed}"
     for var in env.keys() & gateway_env.keys():
         assert env[var] == gateway_env[var], f"{var}: simulators and gateways must share it"
-    assert "HUB88_PRIVATE_KEY" not in env, "the Hub88 simulator gets the public key only"
+    assert not gives(env, "HUB88_PRIVATE_KEY"), "the Hub88 simulator gets the public key only"
+    assert "hub88_private_key.pem" not in {p.name for p in compose_secrets(sim).values()}
     assert sim["healthcheck"]["test"][:2] == ["CMD", "python"], "not the image's /healthz check"
 
 
@@ -1045,30 +1087,57 @@ def test_simulators_command_help() -> None:
         assert name in result.stdout
 
 
-def test_simulators_print_env_is_a_dotenv_for_compose(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sim_cli.main(["--print-env"]) == 0
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln and not ln.startswith("#")]
+def test_simulators_print_env_is_a_dotenv_for_compose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sim_cli.main(["--print-env", "--out", str(tmp_path)]) == 0
+    lines = [
+        line
+        for line in (tmp_path / ".env").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     values = {}
     for line in lines:
-        match = re.fullmatch(r'([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"', line)
+        # Bare NAME=value, of characters that docker's --env-file, compose and the shell all
+        # read verbatim: no quotes, `$`, `#`, backslashes or blanks.
+        match = re.fullmatch(r"([A-Z0-9_]+)=([A-Za-z0-9_./:@+,-]*)", line)
         assert match, line
-        values[match[1]] = match[2].replace("\\n", "\n")
-    assert not any("$" in v for v in values.values()), "compose would interpolate a `$`"
+        values[match[1]] = match[2]
     # Everything compose.yaml refuses to start without (the ledger's password included).
     wanted = compose_required_vars()
-    assert set(service_env(simulators_service()[1])) <= wanted
+    assert set(service_env(simulators_service()[1])) - {"HUB88_PUBLIC_KEY_FILE"} <= wanted
     assert wanted <= values.keys(), f"--print-env lacks {sorted(wanted - values.keys())}"
-    # What it prints is enough for the compose config, as compose hands it to the gateways
+    # The PEM keys compose mounts as secrets are the files --print-env writes beside .env.
+    declared = {Path(s["file"]) for s in (compose().get("secrets") or {}).values()}
+    assert {(DEPLOY / f).resolve().parent for f in declared} == {DEPLOY.resolve()}
+    assert {f.name for f in declared} == set(sim_cli.PEM_FILES.values())
+    for name in sim_cli.PEM_FILES:
+        assert Path(values[f"{name}_FILE"]) == tmp_path.resolve() / sim_cli.PEM_FILES[name]
+    # What it writes is enough for the compose config, as compose hands it to the gateways
     # (the ledger's URL built from the password), for postgres, and for the simulators.
     text = COMPOSE_CONFIG.read_text()
     url_env = yaml.safe_load(text)["ledger"]["url_env"]
     pg_password = resolved_env(postgres_service()[1], values)["POSTGRES_PASSWORD"]
     for name, svc in gateway_services().items():
-        env = resolved_env(svc, values)
+        env = compose_container_env(svc, values, tmp_path)
         config = load_config(text, env, f"providers.compose.yaml + --print-env ({name})")
         assert config.ledger.url
         assert unquote(urlsplit(config.ledger.url).password or "") == pg_password, url_env
-    sim_cli.secrets_from_env(list(DEFAULT_PORTS), values)
+    sim_env = compose_container_env(simulators_service()[1], values, tmp_path)
+    got = sim_cli.secrets_from_env(list(DEFAULT_PORTS), sim_env)
+    # The simulator's public key is the public half of the gateway's private key.
+    private_pem = (tmp_path / sim_cli.PEM_FILES["HUB88_PRIVATE_KEY"]).read_text()
+    assert sim_cli._public_from_private(private_pem).strip() == got.hub88_public_pem.strip()
+
+
+def test_simulators_print_env_needs_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        sim_cli.main(["--print-env"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m simulators: error: --print-env needs --out DIR: "
+        "it writes DIR/.env and the PEM keys beside it"
+    )
 
 
 def test_simulators_command_names_missing_credentials() -> None:

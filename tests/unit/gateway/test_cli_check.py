@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import UNSET_VARIABLES_HINT, main
 from simulators.stack import DemoSecrets, make_secrets
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -152,6 +152,7 @@ def runs(demo: DemoSecrets, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 # ---- as a command --------------------------------------------------------------------------
 
 
+
 def test_broken_file_exits_1_naming_each_key_path_and_problem(runs: dict[str, Run]):
     run = runs["broken"]
     assert run.code == 1
@@ -162,6 +163,7 @@ def test_broken_file_exits_1_naming_each_key_path_and_problem(runs: dict[str, Ru
         f"  {BROKEN['bad_url'][2]}",
         f"  {BROKEN['unknown_provider'][2]}",
         f"  {BROKEN['payments_by_games_adapter'][2]}",
+        UNSET_VARIABLES_HINT,
     ]
 
 
@@ -183,6 +185,7 @@ def test_without_the_variables_every_missing_one_is_named(runs: dict[str, Run]):
         "environment variable 'ADYEN_API_KEY' is not set",
         "  providers.adyen.credentials.hmac_key_env: "
         "environment variable 'ADYEN_HMAC_KEY' is not set",
+        UNSET_VARIABLES_HINT,
     ]
 
 
@@ -245,7 +248,8 @@ def test_main_check_broken(
     assert main(["check", str(path)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == f"invalid config: {path}\n  {problem}\n"
+    hint = f"{UNSET_VARIABLES_HINT}\n" if left_out else ""
+    assert captured.err == f"invalid config: {path}\n  {problem}\n{hint}"
 
 
 def test_main_check_reports_several_problems(demo_env: DemoSecrets, tmp_path: Path, capsys):
