@@ -8,7 +8,6 @@ a variable NAME that is not set may be given as NAME_FILE, the path of a file ho
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -30,7 +29,6 @@ from gateway.config.model import (
     ProviderConfig,
     RouteConfig,
     RouteRateLimit,
-    ServerSettings,
     StorageSettings,
 )
 from gateway.config.redact import SECRET_SUFFIXES, redact
@@ -98,8 +96,6 @@ class Builder:
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
             ledger=self.ledger(doc.get("ledger", {})),
-            server=ServerSettings(**doc.get("server", {})),
-            trusted_proxies=self.trusted_proxies(doc.get("trusted_proxies", [])),
             player_tokens=self.player_tokens(doc.get("player_tokens")),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
@@ -340,14 +336,6 @@ class Builder:
             issuer=given.get("issuer"),
             leeway_s=given.get("leeway_s", 30.0),
         )
-
-    def trusted_proxies(self, given: list[str]) -> tuple[str, ...]:
-        for i, cidr in enumerate(given):
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                self.fail(f"trusted_proxies[{i}]", str(exc))
-        return tuple(given)
 
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}
