@@ -31,9 +31,13 @@ class GatewayProcess:
 
     def __init__(self, config: dict[str, Any], env: dict[str, str], workdir: Path,
                  workers: int = 1, extra_args: tuple[str, ...] = (),
-                 port: int | None = None) -> None:
+                 port: int | None = None, log_level: str = "warning") -> None:
         self.port = port or free_port()
         self.extra_args = extra_args
+        self.log_level = log_level
+        # Its stderr (the JSON log), for tests that read what the gateway logged.
+        self.log_path = workdir / f"gateway-{self.port}.log"
+        self._log_file: Any = None
         self.config_path = workdir / f"gateway-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
@@ -46,11 +50,13 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout_s: float = 20.0) -> GatewayProcess:
+        self._log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path),
-             "--port", str(self.port), "--log-level", "warning", "--workers", str(self.workers),
-             *self.extra_args],
+             "--port", str(self.port), "--log-level", self.log_level,
+             "--workers", str(self.workers), *self.extra_args],
             env=self.env, cwd=ROOT, start_new_session=True,
+            stderr=self._log_file,
         )
         deadline = time.monotonic() + timeout_s
         async with aiohttp.ClientSession() as session:
@@ -66,12 +72,22 @@ class GatewayProcess:
                 await asyncio.sleep(0.1)
         raise RuntimeError("gateway did not start in time")
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def kill(self) -> None:
         """SIGKILL, to the whole process group: no cleanup, no last write."""
         if self.proc is None or self.proc.poll() is not None:
+            self._close_log()
             return
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Replace the config file atomically (the gateway polls it for changes)."""
@@ -81,6 +97,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
+            self._close_log()
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -88,6 +105,7 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+        self._close_log()
 
 
 class RedisServer:
@@ -120,6 +138,9 @@ class RedisServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -8,6 +8,7 @@ a variable NAME that is not set may be given as NAME_FILE, the path of a file ho
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from gateway.config.model import (
     ProviderConfig,
     RouteConfig,
     RouteRateLimit,
+    ServerSettings,
     StorageSettings,
 )
 from gateway.config.redact import SECRET_SUFFIXES, redact
@@ -96,6 +98,8 @@ class Builder:
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
             ledger=self.ledger(doc.get("ledger", {})),
+            server=ServerSettings(**doc.get("server", {})),
+            trusted_proxies=self.trusted_proxies(doc.get("trusted_proxies", [])),
             player_tokens=self.player_tokens(doc.get("player_tokens")),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
@@ -336,6 +340,17 @@ class Builder:
             issuer=given.get("issuer"),
             leeway_s=given.get("leeway_s", 30.0),
         )
+
+    def trusted_proxies(
+        self, given: list[str]
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        networks = []
+        for i, cidr in enumerate(given):
+            try:
+                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+            except ValueError as exc:
+                self.fail(f"trusted_proxies[{i}]", str(exc))
+        return tuple(networks)
 
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}

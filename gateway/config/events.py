@@ -18,6 +18,7 @@ Config (`events` in providers.yaml; every key optional, the two first go togethe
         retry_ms: 3000            # reconnect delay told to EventSource clients
         buffer_size: 10000        # events kept for Last-Event-ID resumes (at restart)
         max_subscribers: 10000
+        max_per_client: 20        # open streams of one client (key, or address without keys)
         subscriber_queue: 1000    # events a slow client may lag before it is cut off
 
 A bad `events` block stops the gateway at start. A reload with a bad one keeps the previous
@@ -41,6 +42,7 @@ class StreamSettings:
     retry_ms: int = 3000
     buffer_size: int = 10_000  # events kept for resuming; takes effect at restart
     max_subscribers: int = 10_000
+    max_per_client: int = 20  # one client key cannot take every stream
     subscriber_queue: int = 1000  # events waiting for one slow client before it is cut off
 
 
@@ -82,7 +84,14 @@ _DELIVERY_KEYS = frozenset(
     }
 )
 _STREAM_KEYS = frozenset(
-    {"heartbeat_s", "retry_ms", "buffer_size", "max_subscribers", "subscriber_queue"}
+    {
+        "heartbeat_s",
+        "retry_ms",
+        "buffer_size",
+        "max_subscribers",
+        "max_per_client",
+        "subscriber_queue",
+    }
 )
 
 
@@ -153,6 +162,9 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> EventSetti
         ),
         subscriber_queue=check.integer(
             stream_raw, "events.stream", "subscriber_queue", 1, 100_000, 1000
+        ),
+        max_per_client=check.integer(
+            stream_raw, "events.stream", "max_per_client", 1, 100_000, 20
         ),
     )
     if check.problems:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from adapters.base import AdapterSpec
@@ -97,6 +98,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Limits on slow and greedy clients (`gateway.http.protocol`)."""
+
+    header_timeout_s: float = 10.0  # first byte of a request to the end of its headers
+    body_timeout_s: float = 30.0  # reading a request's whole body
+    keepalive_timeout_s: float = 15.0  # an idle kept-alive connection
+    max_connections: int = 10_000  # open connections; past it new ones are closed
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerSettings:
     """Where money state lives (`gateway.ledger`)."""
 
@@ -132,6 +143,9 @@ class Config:
     cache_limits: CacheLimits = field(default_factory=CacheLimits)
     storage: StorageSettings = StorageSettings()
     ledger: LedgerSettings = LedgerSettings()
+    server: ServerSettings = ServerSettings()
+    # The proxies in front of the gateway: their X-Forwarded-For names the client.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     player_tokens: PlayerTokenSettings | None = field(default=None, repr=False)
     events: Mapping[str, Any] = field(default_factory=dict)
     event_settings: EventSettings | None = field(default=None, repr=False)

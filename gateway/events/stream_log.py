@@ -66,8 +66,9 @@ class StreamClosed(Exception):
 class Subscriber:
     """One open stream: events waiting for it, and whether it must end."""
 
-    def __init__(self, flt: Filter, limit: int) -> None:
+    def __init__(self, flt: Filter, limit: int, owner: str = "") -> None:
         self.filter = flt
+        self.owner = owner
         self._items: deque[Entry] = deque()
         self._limit = limit
         self._wake = asyncio.Event()
@@ -112,6 +113,7 @@ class EventLog:
         self._next_seq = first_seq if first_seq is not None else time.time_ns() // 1000
         self._buffer: deque[Entry] = deque(maxlen=settings.buffer_size)
         self._subscribers: set[Subscriber] = set()
+        self._per_owner: dict[str, int] = {}
 
     @property
     def subscribers(self) -> int:
@@ -135,8 +137,11 @@ class EventLog:
                 subscriber.offer(entry)
         return seq
 
-    def subscribe(self, flt: Filter, last_id: int | None) -> tuple[Subscriber, bool]:
-        """A new stream and whether events may have been missed since `last_id`.
+    def subscribe(
+        self, flt: Filter, last_id: int | None, owner: str = ""
+    ) -> tuple[Subscriber, bool]:
+        """A new stream of `owner` (a client) and whether events may have been missed since
+        `last_id`.
 
         The replay and the registration happen without an await between them, so no event
         can fall between the two or come twice.
@@ -145,7 +150,14 @@ class EventLog:
             raise ApiError(
                 "unavailable", "too many open event streams", headers={"Retry-After": "5"}
             )
-        subscriber = Subscriber(flt, self.settings.subscriber_queue)
+        if self._per_owner.get(owner, 0) >= self.settings.max_per_client:
+            raise ApiError(
+                "rate_limited",
+                f"this client has {self.settings.max_per_client} event streams open already",
+                headers={"Retry-After": "5"},
+            )
+        subscriber = Subscriber(flt, self.settings.subscriber_queue, owner)
+        self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         gap = False
         if last_id is not None:
             subscriber.backfill([e for e in self._buffer if e.seq > last_id and flt.matches(e)])
@@ -155,7 +167,13 @@ class EventLog:
         return subscriber, gap
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            left = self._per_owner.get(subscriber.owner, 1) - 1
+            if left > 0:
+                self._per_owner[subscriber.owner] = left
+            else:
+                self._per_owner.pop(subscriber.owner, None)
 
     def close_all(self, reason: str) -> None:
         for subscriber in list(self._subscribers):

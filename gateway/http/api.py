@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.games.catalog import catalog, find_game
 from gateway.games.launch import launch
 from gateway.games.merge import GameFilter, filter_games, page_of
+from gateway.http.body import read_body
 from gateway.http.context import CTX, GATEWAY, json_response
 from gateway.http.players import require_player
 from gateway.http.validation import openapi_document, validate_body
@@ -44,20 +45,13 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 async def read_json(request: web.Request) -> Any:
     """The JSON body, within the configured size, or the matching problem."""
-    gw = request.app[GATEWAY]
-    limit = gw.runtime.config.max_body_bytes
+    config = request[CTX]["runtime"].config
+    limit = config.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("payload_too_large", f"the body is over {limit} bytes")
     if request.content_type != "application/json":
         raise ApiError("unsupported_media_type", "send the body as application/json")
-    raw = bytearray()
-    while len(raw) <= limit:  # read() returns what has arrived so far, not the whole body
-        chunk = await request.content.read(limit + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > limit:
-        raise ApiError("payload_too_large", f"the body is over {limit} bytes")
+    raw = await read_body(request, limit, config.server.body_timeout_s)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -120,7 +114,7 @@ async def launch_game(request: web.Request) -> web.Response:
     if token_player is not None and (body.get("player_id") or body["mode"] == "real"):
         require_player(token_player, body.get("player_id"))
     game_id = request.match_info["game_id"]
-    result, provider = await launch(gw, rt, game_id, body, request.remote)
+    result, provider = await launch(gw, rt, game_id, body, request[CTX]["client_ip"])
     request[CTX]["provider"] = provider
     return json_response({"launch_url": result.url, "provider": provider, "game_id": game_id})
 

@@ -156,7 +156,7 @@ class LiveCorsRouterAdapter(ResourcesUrlDispatcherRouterAdapter):
             except web.HTTPForbidden as exc:
                 # Keep the library's reason (which origin, method or header) in the problem.
                 raise ApiError(
-                    "invalid_request", exc.text or "CORS preflight refused", status=403
+                    "forbidden", exc.text or "CORS preflight refused"
                 ) from None
             # The library echoes only the requested method; listing every allowed one lets a
             # browser reuse one cached preflight for GET and POST alike.

@@ -102,7 +102,9 @@ async def stream(request: web.Request, log: EventLog) -> web.StreamResponse:
             "X-Request-ID": request[CTX]["request_id"],
         }
     )
-    subscriber, gap = log.subscribe(flt, last_id)
+    ctx = request[CTX]
+    owner = ctx["client_id"] if ctx["client_id"] != "anonymous" else f"ip:{ctx['client_ip']}"
+    subscriber, gap = log.subscribe(flt, last_id, owner)
     try:
         await response.prepare(request)
         await response.write(b"retry: %d\n\n" % settings.retry_ms)

@@ -11,10 +11,12 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from gateway.http import cors
+from gateway.http.client_ip import client_ip
 from gateway.http.context import CTX, GATEWAY, json_response
 from gateway.http.players import player_for
 from gateway.obs.logs import access_log
@@ -35,12 +37,28 @@ _ID_PREFIX = secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
 
 
+def new_request_id() -> str:
+    # The "g" keeps digit runs short of 13: the log filter would take them for card numbers.
+    return f"{_ID_PREFIX}g{next(_ID_COUNTER):010x}"
+
+
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
     if 0 < len(given) <= 128 and all(c in _REQUEST_ID_OK for c in given):
         return given
-    # The "g" keeps digit runs short of 13: the log filter would take them for card numbers.
-    return f"{_ID_PREFIX}g{next(_ID_COUNTER):010x}"
+    return new_request_id()
+
+
+def _client_ip(request: web.Request, proxies: tuple[Any, ...]) -> str | None:
+    if not proxies:  # the common case: no header to read
+        return request.remote
+    return client_ip(request.remote, request.headers.getall("X-Forwarded-For", ()), proxies)
+
+
+def _allowed(allow: str) -> str:
+    """aiohttp's Allow minus OPTIONS: OPTIONS is answered only as a CORS preflight."""
+    methods = [m.strip() for m in allow.split(",") if m.strip() and m.strip() != "OPTIONS"]
+    return ", ".join(methods)
 
 
 def problem_response(err: ApiError, request_id: str) -> web.Response:
@@ -69,6 +87,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "failover": False,
         "player_id": None,  # the player the request's player token proves, if any
         "roles": frozenset(),  # the roles of the request's client key
+        "client_ip": _client_ip(request, gw.runtime.config.trusted_proxies),
     }
     try:
         response = await apply_policies(request, handler)
@@ -81,7 +100,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             413: "payload_too_large",
             415: "unsupported_media_type",
         }.get(exc.status, "invalid_request")
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        allow = {"Allow": _allowed(exc.headers["Allow"])} if "Allow" in exc.headers else {}
         response = problem_response(
             ApiError(code, exc.reason or code, status=exc.status, headers=allow), request_id
         )
@@ -126,8 +145,8 @@ async def apply_policies(request: web.Request, handler: Handler) -> web.StreamRe
     if route_conf is not None and route_conf.rate_limit is not None:
         limit = route_conf.rate_limit
         who = {
-            "client": ctx["client_id"] if client else (request.remote or "-"),
-            "ip": request.remote or "-",
+            "client": ctx["client_id"] if client else (ctx["client_ip"] or "-"),
+            "ip": ctx["client_ip"] or "-",
             "route": "all",
         }[limit.per]
         decision = await gw.hit_limit(limit.limit, "route", route, limit.per, who)

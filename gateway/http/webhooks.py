@@ -15,6 +15,7 @@ from aiohttp import web
 
 from adapters.base import PaymentEvent, WebhookRejected
 from gateway.events.hub import HUB
+from gateway.http.body import read_body
 from gateway.http.context import CTX, GATEWAY
 from gateway.ledger.database import LedgerUnavailable
 from gateway.payments.webhooks import Locks, handle_event
@@ -35,7 +36,7 @@ async def receive(request: web.Request) -> web.Response:
     if state is None or verify is None:
         raise ApiError("not_found", f"no webhook endpoint for '{name}'")
     ctx["provider"] = name
-    body = await _read_body(request)
+    body = await read_body(request, MAX_BODY_BYTES, ctx["runtime"].config.server.body_timeout_s)
     try:
         verified: list[PaymentEvent] = verify(request.headers, body, time.time())
     except WebhookRejected as exc:
@@ -58,20 +59,6 @@ async def receive(request: web.Request) -> web.Response:
         ) from None
     status, content_type, ack = state.adapter.webhook_ack()
     return web.Response(status=status, body=ack, content_type=content_type)
-
-
-async def _read_body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError("payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    # Read to the end: one read() may return only the part that has arrived so far.
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError("payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _nobody(event: Mapping[str, Any], player_id: str | None) -> None:

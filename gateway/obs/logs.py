@@ -124,6 +124,7 @@ def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[st
         extra={
             "request_id": ctx["request_id"],
             "client_id": ctx["client_id"],
+            "client_ip": ctx.get("client_ip"),
             "route": ctx["route"],
             "method": request.method,
             "path": request.path,

@@ -203,7 +203,7 @@ class Metrics:
             # Files outlive clear(): zero what this process said before instead.
             for labels in list(self.config_info._metrics):
                 self.config_info.labels(*labels).set(0)
-        self.config_info.labels(digest[:16]).set(1)
+        self.config_info.labels(digest).set(1)
 
     def render(self) -> bytes:
         if multiprocess_dir() is not None:

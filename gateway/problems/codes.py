@@ -18,6 +18,7 @@ CODES: dict[str, tuple[int, str]] = {
     "unsupported_currency": (422, "Unsupported currency"),
     "invalid_amount": (422, "Invalid amount"),
     "payload_too_large": (413, "Payload too large"),
+    "request_timeout": (408, "Request timeout"),
     "unsupported_media_type": (415, "Unsupported media type"),
     "unauthorized": (401, "Unauthorized"),
     "forbidden": (403, "Forbidden"),

@@ -90,8 +90,8 @@ class ConfigWatcher:
                 extra={
                     "trigger": trigger,
                     "actor": actor,
-                    "old_hash": old_hash[:16],
-                    "new_hash": digest[:16],
+                    "old_hash": old_hash,
+                    "new_hash": digest,
                     "file": str(self.path),
                 },
             )

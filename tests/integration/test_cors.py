@@ -121,7 +121,7 @@ async def test_preflight_from_another_origin_gets_no_cors_headers(cors_gw: Gatew
     assert resp.status == 403
     assert cors_headers(resp) == {}
     problem = await resp.json(content_type="application/problem+json")
-    assert problem["status"] == 403
+    assert (problem["status"], problem["code"], problem["title"]) == (403, "forbidden", "Forbidden")
     assert OTHER in problem["detail"]
 
 

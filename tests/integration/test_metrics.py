@@ -47,7 +47,7 @@ async def test_every_metric_moves(make_gateway: MakeGateway):
     )
     auth = {"X-API-Key": "k" * 20}
     before = await scrape(gw)
-    assert value(before, "gateway_config_info", hash=gw.gateway.runtime.config.hash[:16]) == 1
+    assert value(before, "gateway_config_info", hash=gw.gateway.runtime.config.hash) == 1
     assert value(before, "gateway_config_last_reload_success_timestamp_seconds") > 0
 
     await gw.client.get("/v1/games", headers=auth)  # miss
