@@ -15,7 +15,7 @@ from pathlib import Path
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config
 from gateway.config.model import Config, ledger_problem
-from gateway.http.server import maybe_uvloop, serve
+from gateway.http.server import ListenError, check_can_listen, maybe_uvloop, serve
 from gateway.obs import logs
 
 log = logging.getLogger("gateway")
@@ -61,6 +61,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 1
+    host = args.host or config.listen_host
+    port = args.port if args.port is not None else config.listen_port
+    if not args.reuse_port:  # a worker shares the port its supervisor has checked
+        try:
+            check_can_listen(host, port)
+        except ListenError as exc:
+            print(cannot_listen(exc), file=sys.stderr)
+            return 1
     if workers > 1:
         from gateway.http.workers import supervise
 
@@ -102,7 +110,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (LedgerUnavailable, LedgerTooNew) as exc:
         print(f"ledger error: {exc}", file=sys.stderr)
         return 1
+    except ListenError as exc:  # taken since the check above
+        print(cannot_listen(exc), file=sys.stderr)
+        return 1
     return 0
+
+
+def cannot_listen(exc: ListenError) -> str:
+    if exc.in_use:
+        todo = "stop what uses it (another gateway or demo?) or choose another port with --port"
+    else:
+        todo = "check --host and --port, or listen: in the config"
+    return f"casino-gateway run: {exc}; {todo}"
 
 
 def describe_ledger(config: Config) -> str:
@@ -209,7 +228,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     logs.configure("WARNING", fixed=args.log_level)
     path = Path(args.config) if args.config else default_config_path()
-    return asyncio.run(run_demo(path, port=args.port))
+    return asyncio.run(run_demo(path, port=args.port, sim_base_port=args.sim_base_port))
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,7 +281,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="start the simulators and the gateway with demo keys")
     demo.add_argument("--config", default=None, help="defaults to config/providers.yaml")
-    demo.add_argument("--port", type=int, default=None, help="override listen.port")
+    demo.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="the gateway's port (instead of listen.port); the simulators move to the four "
+        "ports after it",
+    )
+    demo.add_argument(
+        "--sim-base-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="the simulators on PORT..PORT+3 (hub88, slotegrator, stripe, adyen) instead of "
+        "the config's ports",
+    )
     demo.add_argument("--log-level", default=None)
     demo.set_defaults(func=cmd_demo)
     return parser

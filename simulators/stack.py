@@ -7,7 +7,7 @@ makes new keys, and the private Hub88 key never touches the disk.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from simulators import adyen, hub88, slotegrator, stripe
@@ -19,6 +19,12 @@ DEFAULT_PORTS = {
     "stripe": stripe.DEFAULT_PORT,
     "adyen": adyen.DEFAULT_PORT,
 }
+
+
+def ports_from(base: int, names: Iterable[str]) -> dict[str, int]:
+    """Each named simulator on base + its place in DEFAULT_PORTS: hub88 base, adyen base + 3."""
+    order = list(DEFAULT_PORTS)
+    return {name: base + order.index(name) for name in names}
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
 from gateway.config.model import Config, LedgerSettings
 
 log = logging.getLogger("gateway")
+
+
+class ListenError(Exception):
+    """An address that cannot be listened on, said in one line (what the command prints)."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.in_use = error.errno == errno.EADDRINUSE
+        self.reason = (
+            "the address is already in use" if self.in_use else (error.strerror or str(error))
+        )
+        super().__init__(f"cannot listen on {self.address}: {self.reason}")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Raise ListenError if (host, port) cannot be listened on, before any start-up work
+    (a ledger migration, say) is done for nothing."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ListenError(host, port, exc) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as sock:
+            # As the server binds: a previous run's connections in TIME_WAIT are no obstacle.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ListenError(host, port, exc) from None
 
 
 def maybe_uvloop() -> None:
@@ -40,14 +71,14 @@ async def serve(
     app[GATEWAY].processes = processes
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        host or config.listen_host,
-        port if port is not None else config.listen_port,
-        reuse_port=reuse_port or None,
-        backlog=1024,
-    )
-    await site.start()
+    host = host or config.listen_host
+    port = port if port is not None else config.listen_port
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(host, port, exc) from None
     log.info("listening", extra={"address": site.name, "config_hash": config.hash[:16]})
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

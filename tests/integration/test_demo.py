@@ -2,46 +2,74 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
+from tests.procs import ROOT
 
-from tests.procs import ROOT, free_port
+SHIPPED = ROOT / "config" / "providers.yaml"
 
 
-def demo_config(tmp_path: Path) -> Path:
-    """The shipped config on free ports, so the test never collides with a running demo."""
-    doc = yaml.safe_load((ROOT / "config" / "providers.yaml").read_text())
-    for spec in doc["providers"].values():
-        spec["base_url"] = f"http://127.0.0.1:{free_port()}"
-    path = tmp_path / "providers.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free now."""
+    for _ in range(100):
+        base = random.randrange(20000, 60000)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`python -m gateway demo ARGS` on the shipped config; its lines up to "Ctrl-C"."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--config", str(SHIPPED), *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = demo.stdout.readline()
+        lines.append(line)
+        if "Ctrl-C" in line or not line:
+            break
+    return demo, lines
+
+
+def stop_demo(demo: subprocess.Popen[str]) -> None:
+    demo.terminate()
+    demo.wait(10)
+    if demo.stdout is not None:
+        demo.stdout.close()
 
 
 def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path):
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--config", str(demo_config(tmp_path)),
-         "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    # --port moves every listener: the gateway to it, the simulators to the four after it,
+    # whatever ports the config names (9101-9104 here, maybe taken on this machine).
+    port = free_ports(5)
+    demo, lines = start_demo(tmp_path, "--port", str(port))
     stream = None
     try:
-        assert demo.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            lines.append(line)
-            if "Ctrl-C" in line or not line:
-                break
+        assert lines[0].startswith(f"casino-gateway demo: gateway on http://127.0.0.1:{port} (")
+        assert lines[1] == (
+            f"simulators: hub88 http://127.0.0.1:{port + 1}, slotegrator "
+            f"http://127.0.0.1:{port + 2}, stripe http://127.0.0.1:{port + 3}, "
+            f"adyen http://127.0.0.1:{port + 4}\n"
+        )
         commands = [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
         assert len(commands) == 6, lines
         sse = re.sub(r"\s*&\s*#.*$", "", commands[0])
@@ -71,7 +99,24 @@ def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path)
             stream.wait(5)
             if stream.stdout is not None:
                 stream.stdout.close()
-        demo.terminate()
-        demo.wait(10)
-        if demo.stdout is not None:
-            demo.stdout.close()
+        stop_demo(demo)
+
+
+def test_sim_base_port_puts_the_simulators_apart_from_the_gateway(tmp_path: Path):
+    port = free_ports(6)
+    sims = port + 2  # not the four ports right after the gateway's
+    demo, lines = start_demo(tmp_path, "--port", str(port), "--sim-base-port", str(sims))
+    try:
+        assert lines[0].startswith(f"casino-gateway demo: gateway on http://127.0.0.1:{port} (")
+        assert lines[1] == (
+            f"simulators: hub88 http://127.0.0.1:{sims}, slotegrator http://127.0.0.1:{sims + 1}, "
+            f"stripe http://127.0.0.1:{sims + 2}, adyen http://127.0.0.1:{sims + 3}\n"
+        )
+        listing = next(ln.strip() for ln in lines if "/v1/games?page_size=5" in ln)
+        done = subprocess.run(
+            ["bash", "-c", listing], cwd=tmp_path, capture_output=True, text=True, timeout=20
+        )
+        # Both aggregators answered on their moved ports.
+        assert '"total": 34' in done.stdout and '"partial": false' in done.stdout
+    finally:
+        stop_demo(demo)
