@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import re
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -193,11 +196,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> int:
-    """Compare with the config a running gateway serves at /admin/config (viewer role)."""
-    import json
-    import urllib.error
-    import urllib.request
+    """Compare with the config a running gateway serves at /admin/config (viewer role).
 
+    Exit codes, as diff(1): 0 the same, 1 different (the changes listed), 2 the running
+    config could not be read (the reason on stderr).
+    """
     from gateway.config.diff import diff_configs
 
     request = urllib.request.Request(
@@ -207,20 +210,44 @@ def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> 
         with urllib.request.urlopen(request, timeout=5) as resp:
             running = json.load(resp)["config"]
     except urllib.error.HTTPError as exc:
+        print(f"cannot compare with {url}: {_refusal(exc, api_key)}", file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        reason = getattr(exc, "reason", None) or exc
         print(
-            f"cannot read the running config: HTTP {exc.code} from {url} "
-            "(give a viewer key with --api-key or GATEWAY_ADMIN_KEY)",
+            f"cannot compare with {url}: its running config is unreadable ({reason})",
             file=sys.stderr,
         )
-        return 2
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        print(f"cannot read the running config from {url}: {exc}", file=sys.stderr)
         return 2
     lines = diff_configs(running, candidate)
     print(f"against {url}: " + ("no changes" if not lines else f"{len(lines)} change(s)"))
     for line in lines:
         print(f"  {line}")
-    return 0
+    return 1 if lines else 0
+
+
+def _refusal(exc: urllib.error.HTTPError, api_key: str | None) -> str:
+    """Why /admin/config refused, and what to do about it, from the gateway's problem."""
+    try:
+        detail = str(json.loads(exc.read()).get("detail", ""))
+    except (ValueError, AttributeError, OSError):
+        detail = ""
+    if exc.code == 401 and "admin API is closed" in detail:
+        # The demo's case: no `clients`, so no key of any role exists to read the config.
+        return (
+            "its admin API is closed (its config has no clients, as in the demo); give it a "
+            "client with the viewer role, e.g. {id: ops, key_env: OPS_KEY, roles: [viewer]}, "
+            "and pass that key with --api-key or GATEWAY_ADMIN_KEY"
+        )
+    if exc.code == 401:
+        given = "the key given is unknown" if api_key else "no key given"
+        return f"HTTP 401, {given}: pass a viewer key with --api-key or GATEWAY_ADMIN_KEY"
+    if exc.code == 403:
+        return (
+            "HTTP 403, the key has no viewer role: use a key whose client has roles "
+            "[viewer] (or operator, admin)"
+        )
+    return f"HTTP {exc.code} from {exc.url}" + (f": {detail}" if detail else "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -267,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("path")
-    check.add_argument("--against", metavar="URL", help="a running gateway to diff against")
+    check.add_argument(
+        "--against",
+        metavar="URL",
+        help="a running gateway to compare with: exit 0 the same, 1 different, 2 its config "
+        "could not be read",
+    )
     check.add_argument(
         "--api-key", default=None, help="viewer key for --against (default: $GATEWAY_ADMIN_KEY)"
     )
