@@ -1,13 +1,16 @@
 # casino-gateway image.
 #
 #   docker build -t casino-gateway:0.1.0 .
-#   docker run --rm -p 8080:8080 --env-file deploy/.env \
+#   python -m simulators --print-env --out deploy     # throwaway deploy/.env and PEM keys
+#   docker run --rm -p 8080:8080 --env-file deploy/.env -v "$PWD/deploy:$PWD/deploy:ro" \
 #     -v "$PWD/deploy/providers.compose.yaml:/etc/casino-gateway/providers.yaml:ro" \
 #     casino-gateway:0.1.0
 #
 # The config is not baked in: mount a providers.yaml at /etc/casino-gateway/providers.yaml
 # (a ConfigMap in deploy/k8s, a bind mount in deploy/compose.yaml). It must listen on
-# 0.0.0.0:8080. Secrets come from the environment variables its `*_env` keys name.
+# 0.0.0.0:8080. Secrets come from the environment variables its `*_env` keys name, or for
+# a NAME that is not set, from the file NAME_FILE names (the .env above names the PEM keys
+# by their path on the host: hence the folder mounted at the same path).
 # Money state is in its ledger: PostgreSQL in deploy/ (`ledger.url_env`), or by default
 # SQLite under the working directory, the /var/lib/casino-gateway volume (see below).
 # The same image runs the provider simulators: `python -m simulators --host 0.0.0.0`.
@@ -21,14 +24,18 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY adapters ./adapters
 COPY gateway ./gateway
 COPY policies ./policies
 COPY simulators ./simulators
-# Runtime dependencies only (no `[test]` extra); pip byte-compiles, so the read-only
-# runtime filesystem never needs to.
-RUN /opt/venv/bin/pip install .
+# The runtime dependencies and the `speed` extra (uvloop), at the versions and hashes of
+# requirements.lock and nothing else (no `[test]` extra); then the package itself, resolving
+# nothing more, and `pip check` fails the build if the lock left a dependency out. pip
+# byte-compiles, so the read-only runtime filesystem never needs to.
+RUN /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.lock \
+    && /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip check
 
 # ---- runtime: the venv on a clean slim image, as a non-root user ------------------------
 FROM python:3.11-slim AS runtime

@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from gateway.cli import build_parser, cmd_ledger
 from gateway.config.errors import ConfigError
@@ -362,6 +364,102 @@ def test_dockerfile_workdir_is_the_users_volume() -> None:
             volumes.update({posixpath.normpath(v): n for v in paths})
     assert workdir in volumes, f"declare VOLUME {workdir}"
     assert made[0] < volumes[workdir], "changes after VOLUME to its folder are discarded"
+
+
+# ---- requirements.lock ---------------------------------------------------------------------------
+
+LOCK = ROOT / "requirements.lock"
+# The image's platform, for the environment markers of pyproject's dependencies.
+IMAGE_MARKERS = {
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+PYPROJECT_VIA = "casino-gateway (pyproject.toml)"
+
+
+@dataclass(frozen=True)
+class Pin:
+    version: str
+    via: frozenset[str]
+
+
+def lock_pins() -> dict[str, Pin]:
+    """Each `name==version` of requirements.lock and what its `# via` comments name."""
+    pins: dict[str, Pin] = {}
+    name = None
+    for line in LOCK.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            name = canonicalize_name(match[1])
+            assert name not in pins, f"{name} is pinned twice"
+            pins[name] = Pin(match[2], frozenset())
+            continue
+        via = re.fullmatch(r"\s+#\s+(?:via\s+)?(\S.*?)\s*", line)
+        if name is not None and via and via[1] != "via":
+            pins[name] = Pin(pins[name].version, pins[name].via | {via[1]})
+    return pins
+
+
+def runtime_requirements() -> dict[str, Requirement]:
+    """pyproject's dependencies and its `speed` extra, as installed on the image's platform."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["speed"]]
+    out = {}
+    for text in wanted:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({**IMAGE_MARKERS, "extra": ""}):
+            out[canonicalize_name(req.name)] = req
+    return out
+
+
+def test_the_lock_pins_exactly_the_runtime_dependencies_and_uvloop() -> None:
+    regenerate = next(
+        (ln.strip("# ") for ln in LOCK.read_text().splitlines() if "compile" in ln), "?"
+    )
+    pins, wanted = lock_pins(), runtime_requirements()
+    missing = sorted(wanted.keys() - pins.keys())
+    assert not missing, f"requirements.lock lacks {missing}; regenerate it: {regenerate}"
+    for name, req in wanted.items():
+        assert req.specifier.contains(pins[name].version, prereleases=True), (
+            f"{name}=={pins[name].version} is not {req.specifier}; regenerate: {regenerate}"
+        )
+    direct = {name for name, pin in pins.items() if PYPROJECT_VIA in pin.via}
+    assert direct == wanted.keys(), (
+        f"pinned as pyproject's but not in it: {sorted(direct - wanted.keys())}; "
+        f"regenerate: {regenerate}"
+    )
+    # Everything else is there because a pinned package needs it.
+    for name, pin in pins.items():
+        assert pin.via, f"{name}: no `# via` comment says why it is pinned"
+        others = {canonicalize_name(v) for v in pin.via if v != PYPROJECT_VIA}
+        assert others <= pins.keys() and (others or name in direct), (name, sorted(pin.via))
+    assert "uvloop" in pins, "the image runs on uvloop (the `speed` extra)"
+    assert "pytest" not in pins, "no test dependency in the image"
+
+
+def test_the_image_installs_the_lock_and_nothing_else() -> None:
+    build = stage_names()["build"]
+    copied = [i.args.split() for i in dockerfile() if i.stage == build and i.keyword == "COPY"]
+    assert any(LOCK.name in args[:-1] for args in copied), "the build must copy the lock"
+    steps = [
+        step.strip()
+        for i in dockerfile()
+        if i.stage == build and i.keyword == "RUN"
+        for step in i.args.split("&&")
+    ]
+    installs = [shlex.split(step) for step in steps if re.search(r"\bpip install\b", step)]
+    from_lock = [w for w in installs if "-r" in w and w[w.index("-r") + 1] == LOCK.name]
+    assert len(from_lock) == 1, "one pip install -r requirements.lock"
+    assert {"--no-deps", "--require-hashes"} <= set(from_lock[0]), from_lock[0]
+    package = [w for w in installs if w[-1] == "."]
+    assert len(package) == 1 and "--no-deps" in package[0], "the package adds no dependency"
+    assert steps.index(shlex.join(package[0])) > steps.index(shlex.join(from_lock[0]))
+    assert any(re.search(r"\bpip check$", step) for step in steps), "pip check the result"
 
 
 # ---- .dockerignore -------------------------------------------------------------------------------
