@@ -270,7 +270,7 @@ async def test_check_against_a_running_gateway_prints_the_diff(
     args = ["check", str(candidate), "--against", gw.url, "--api-key", "viewer-key-0123456789"]
     code = await asyncio.to_thread(main, args)
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # different
     assert "against " in out and "5 change(s)" in out
     assert "  - provider adyen" in out
     assert "  ~ provider stripe: timeout_ms" in out
