@@ -30,8 +30,6 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(
-            "request_timeout",
-            f"the body did not arrive within {timeout_s:g} s",
-            headers={"Connection": "close"},
+            "request_timeout", f"the body did not arrive within {timeout_s:g} s"
         ) from None
     return b"".join(chunks)

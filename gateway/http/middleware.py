@@ -93,6 +93,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await apply_policies(request, handler)
     except ApiError as err:
         response = problem_response(err, request_id)
+        if err.status == 408:
+            response.force_close()  # the rest of the body would never arrive in time
     except web.HTTPException as exc:
         code = {
             404: "not_found",

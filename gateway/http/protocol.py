@@ -96,13 +96,14 @@ class GuardedRequestHandler(RequestHandler):
             "malformed request refused",
             extra={"status": status, "reason": message or type(exc).__name__},
         )
-        self.force_close()
         problem = ApiError(
             "invalid_request",
             "the request line or headers are malformed",
             status=status if status in (400, 413, 431) else 400,
         )
-        return problem_response(problem, new_request_id())
+        response = problem_response(problem, new_request_id())
+        response.force_close()  # what follows on this connection cannot be trusted
+        return response
 
 
 class GuardedSite(web.TCPSite):

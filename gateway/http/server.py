@@ -66,20 +66,35 @@ async def serve(
 ) -> None:
     from gateway.http.app import create_app
     from gateway.http.context import GATEWAY
+    from gateway.http.protocol import GuardedSite
 
     app = create_app(config, config_path=config_path, ledger=ledger)
     app[GATEWAY].processes = processes
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10,
+        keepalive_timeout=config.server.keepalive_timeout_s,
+        # After answering a request whose body was not read to the end (a 401, a 408), read
+        # and drop the rest for this long before closing, so the client sees the answer
+        # rather than a reset; short, or a slow client would hold the connection on.
+        lingering_time=1.0,
+    )
     await runner.setup()
     host = host or config.listen_host
     port = port if port is not None else config.listen_port
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    # The gateway's own connection handler: header timeout, connection cap, problem+json
+    # for malformed requests (`gateway.http.protocol`).
+    site = GuardedSite(
+        runner, host, port, reuse_port=reuse_port or None, backlog=1024, settings=config.server
+    )
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(host, port, exc) from None
-    log.info("listening", extra={"address": site.name, "config_hash": config.hash[:16]})
+    log.info("listening", extra={"address": site.name, "config_hash": config.hash})
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
