@@ -28,17 +28,35 @@ from gateway.problems import ApiError
 log = logging.getLogger("gateway.http")
 
 
+class OpenConnections:
+    """How many connections are open now; counted as they open and close (aiohttp's own
+    list keeps a closed connection until its task has ended)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class GuardedRequestHandler(RequestHandler):
-    def __init__(self, manager: web.Server, *, settings: ServerSettings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        settings: ServerSettings,
+        open_connections: OpenConnections,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._settings = settings
+        self._open = open_connections
+        self._counted = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._count_at_arm = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        manager = self._manager
-        if manager is not None and len(manager.connections) > self._settings.max_connections:
+        self._open.count += 1
+        self._counted = True
+        if self._open.count > self._settings.max_connections:
             log.warning(
                 "connection refused: too many open connections",
                 extra={"max_connections": self._settings.max_connections},
@@ -58,6 +76,9 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        if self._counted:
+            self._counted = False
+            self._open.count -= 1
         super().connection_lost(exc)
 
     def _arm(self) -> None:
@@ -125,9 +146,16 @@ class GuardedSite(web.TCPSite):
         settings = self._settings
         # The arguments aiohttp's own factory passes: the runner's keyword arguments.
         handler_kwargs = dict(server._kwargs)
+        open_connections = OpenConnections()
 
         def factory() -> GuardedRequestHandler:
-            return GuardedRequestHandler(server, loop=loop, settings=settings, **handler_kwargs)
+            return GuardedRequestHandler(
+                server,
+                loop=loop,
+                settings=settings,
+                open_connections=open_connections,
+                **handler_kwargs,
+            )
 
         self._server = await loop.create_server(
             factory,

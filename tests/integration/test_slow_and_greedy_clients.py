@@ -118,7 +118,9 @@ async def test_connections_past_the_cap_are_closed(stack: Stack, tmp_path: Path)
     proc = await GatewayProcess(config, stack.secrets.env(), tmp_path).start()
     try:
         held = [await connect(proc) for _ in range(2)]
-        await asyncio.sleep(0.2)
+        for reader, writer in held:  # answered, so surely accepted; kept alive
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
         reader, writer = await connect(proc)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
