@@ -108,10 +108,13 @@ async def test_a_breaker_opened_on_one_process_is_skipped_by_the_other(
             **storage(redis_prefix),
             "providers": {"hub88": {"breaker": breaker}},
             "routes": {"games.launch": CACHED},
+            # Breaker states are for operators: the key is a client and a viewer.
+            "clients": [{"id": "ops", "key_env": "WEB_API_KEY", "roles": ["client", "viewer"]}],
         }
     )
     launch = "/v1/games/netent:starburst/launch"
-    async with aiohttp.ClientSession() as http:
+    key = {"X-API-Key": stack.secrets.client_key}
+    async with aiohttp.ClientSession(headers=key) as http:
 
         async def provider_of(base: str) -> str:
             async with http.post(base + launch, json={"mode": "demo"}) as resp:

@@ -279,7 +279,6 @@ async def test_json_body_is_refused(sim: SimulatorServer, http: aiohttp.ClientSe
     [({"amount": 0}, "parameter_invalid_integer"),
      ({"amount": 100_000_000}, "amount_too_large"),
      ({"currency": "XYZ"}, "invalid_request_error"),
-     ({"method_type": "bank_transfer", "currency": "USD"}, "payment_intent_invalid_parameter"),
      ({"metadata": {"k" * 41: "v"}}, "invalid_request_error")],
 )
 async def test_validation_errors_are_failover_safe(
@@ -290,6 +289,20 @@ async def test_validation_errors_are_failover_safe(
     err = info.value
     assert (err.status, err.provider_code) == (400, code)
     assert (err.rejected, err.failover_safe, err.retry_same) == (True, True, False)
+
+
+async def test_sepa_debit_in_another_currency_is_refused_as_stripe_does(
+    sim: SimulatorServer, http: aiohttp.ClientSession
+) -> None:
+    # The adapter never sends it (it refuses before sending); the simulator still refuses
+    # it the way Stripe does, for whoever does.
+    request = make_adapter().create_request(make_request(method_type="bank_transfer"))
+    body = request.body.replace(b"currency=eur", b"currency=usd")
+    assert body != request.body
+    forged = UpstreamRequest(request.method, request.path, request.headers, body)
+    with pytest.raises(ProviderError) as info:
+        make_adapter().parse_create(await send(http, sim, forged), make_request())
+    assert (info.value.status, info.value.provider_code) == (400, "payment_intent_invalid_parameter")
 
 
 async def test_bank_transfer_in_eur_is_sepa_debit(
