@@ -302,7 +302,8 @@ async def test_sepa_debit_in_another_currency_is_refused_as_stripe_does(
     forged = UpstreamRequest(request.method, request.path, request.headers, body)
     with pytest.raises(ProviderError) as info:
         make_adapter().parse_create(await send(http, sim, forged), make_request())
-    assert (info.value.status, info.value.provider_code) == (400, "payment_intent_invalid_parameter")
+    err = info.value
+    assert (err.status, err.provider_code) == (400, "payment_intent_invalid_parameter")
 
 
 async def test_bank_transfer_in_eur_is_sepa_debit(
