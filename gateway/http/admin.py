@@ -140,6 +140,9 @@ async def get_config_status(request: web.Request, client: ClientConfig) -> web.R
             "source": rt.config.source,
             "file": gw.config_path,
             "watching": gw.watcher is not None,
+            "file_matches_running": (
+                None if gw.watcher is None else gw.watcher.file_hash == rt.config.hash
+            ),
             "last_reload": gw.last_reload,
         }
     )

@@ -69,7 +69,11 @@ class ConfigWatcher:
             digest = hashlib.sha256(data).hexdigest()
             self._seen_hash = digest
             if not force and digest == self.gw.runtime.config.hash:
-                return ReloadResult("unchanged", digest, at=now, trigger=trigger, actor=actor)
+                # The file is the running config again (a bad edit reverted, say): what the
+                # status reports must say so, not the failure before.
+                result = ReloadResult("unchanged", digest, at=now, trigger=trigger, actor=actor)
+                self.gw.last_reload = result.to_dict()
+                return result
             try:
                 # Parsing builds adapters (RSA key loading): keep it off the event loop.
                 config = await asyncio.to_thread(
@@ -119,6 +123,11 @@ class ConfigWatcher:
             digest = hashlib.sha256(data).hexdigest()
             if digest != self._seen_hash:
                 await self.reload("file_change", force=False)
+
+    @property
+    def file_hash(self) -> str:
+        """The hash of the file as last read (the running config's until a change is seen)."""
+        return self._seen_hash
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._poll(), name="config-watcher")

@@ -456,6 +456,30 @@ async def test_reload_applies_a_valid_file_and_refuses_a_bad_one(
     ]
 
 
+async def test_status_says_the_file_matches_the_running_config_after_a_revert(
+    file_gateway: FileGateway, stack: Stack
+):
+    gw, path = await file_gateway()
+    good = path.read_bytes()
+    assert (await status_of(gw))["file_matches_running"] is True
+    bad = merge(base_config(stack), CLIENTS)
+    bad["routes"]["games.list"]["providers"] = ["hub88", "hub99"]
+    path.write_text(yaml.safe_dump(bad))
+    watcher = gw.gateway.watcher
+    assert watcher is not None
+    assert (await watcher.reload("file_change", force=False)).result == "failure"
+    refused = await status_of(gw)
+    assert (refused["last_reload"]["result"], refused["file_matches_running"]) == (
+        "failure", False
+    )
+    path.write_bytes(good)  # the edit reverted
+    assert (await watcher.reload("file_change", force=False)).result == "unchanged"
+    reverted = await status_of(gw)
+    assert reverted["last_reload"]["result"] == "unchanged"
+    assert reverted["last_reload"]["errors"] == []
+    assert reverted["file_matches_running"] is True
+
+
 async def test_reads_are_audited_at_debug_only(
     admin_gw: GatewayUnderTest, audit_log: pytest.LogCaptureFixture
 ):
