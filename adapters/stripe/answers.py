@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from adapters import base
 from adapters.base import NextAction, PaymentResult, PaymentStatus, ProviderError, UpstreamResponse
+from adapters.stripe.declines import classify
 
 Operation = Literal["create", "get"]
 
@@ -109,12 +110,13 @@ def _card_error(
                 amount=intent.amount,
                 currency=intent.currency,
                 decline_code=decline_code,
+                decline=classify(decline_code),
             )
     if error is None:
         # Not Stripe's error shape: nothing proves Stripe refused before acting.
         raise _error(message, provider_code, status, rejected=True)
     # A decline in Stripe's own shape without an intent to point at: Stripe refused and took
-    # no money, but the player's card would be refused elsewhere too, so it is not sent on.
+    # no money. Only a soft decline may go on to another acquirer, where the route asks.
     raise ProviderError(
         message,
         provider_code=decline_code or provider_code,
@@ -122,6 +124,7 @@ def _card_error(
         rejected=True,
         failover_safe=True,
         final=True,
+        decline=classify(decline_code),
     )
 
 
