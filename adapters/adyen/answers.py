@@ -120,7 +120,10 @@ def error_of(response: UpstreamResponse) -> ProviderError:
         data = None
     fields = data if isinstance(data, dict) else {}
     code = _code(fields.get("errorCode"))
-    message = fields.get("message") if is_text(fields.get("message")) else None
+    # Checkout errors carry `message`; Balance Platform errors are problem details.
+    message = next(
+        (fields[key] for key in ("message", "detail", "title") if is_text(fields.get(key))), None
+    )
     psp = fields.get("pspReference") if is_text(fields.get("pspReference")) else None
     text = f"Adyen answered HTTP {status}"
     if code or message:

@@ -159,7 +159,7 @@ def test_each_stripe_decline_code(code: str, kind: str) -> None:
 
 
 def test_the_stripe_table_is_what_the_test_states() -> None:
-    assert stripe_declines.SOFT | stripe_declines.HARD == set(STRIPE_EXPECTED)
+    assert set(STRIPE_EXPECTED) == stripe_declines.SOFT | stripe_declines.HARD
     assert not stripe_declines.SOFT & stripe_declines.HARD
 
 

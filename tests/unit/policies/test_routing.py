@@ -56,7 +56,11 @@ def facts(**changes: object) -> PaymentFacts:
         (facts(type="withdrawal", method="bank_transfer"), "withdrawals", {("trustly", "adyen")}),
         # A card withdrawal is a withdrawal first: the first rule that fits wins.
         (facts(type="withdrawal"), "withdrawals", {("trustly", "adyen")}),
-        (facts(method="bank_transfer", currency="SEK", country="SE"), "nordic-bank", {("trustly",)}),
+        (
+            facts(method="bank_transfer", currency="SEK", country="SE"),
+            "nordic-bank",
+            {("trustly",)},
+        ),
         (facts(method="bank_transfer", country="FI"), "nordic-bank", {("trustly",)}),
         # A Swedish bank payment in NOK, or a German one in EUR, is not the Nordic rule's.
         (facts(method="bank_transfer", currency="NOK", country="SE"), DEFAULT_RULE, {DEFAULT}),
@@ -65,7 +69,11 @@ def facts(**changes: object) -> PaymentFacts:
         (facts(method="bank_transfer", country=None), DEFAULT_RULE, {DEFAULT}),
         (facts(amount=100000), "large-eur", {("adyen", "stripe")}),
         (facts(amount=99999), "cards", {("stripe", "adyen"), ("adyen", "stripe")}),
-        (facts(amount=100000, currency="USD"), "cards", {("stripe", "adyen"), ("adyen", "stripe")}),
+        (
+            facts(amount=100000, currency="USD"),
+            "cards",
+            {("stripe", "adyen"), ("adyen", "stripe")},
+        ),
         (facts(method="ewallet"), DEFAULT_RULE, {DEFAULT}),
     ],
 )

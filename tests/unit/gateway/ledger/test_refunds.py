@@ -21,14 +21,7 @@ from gateway.ledger.refunds import (
     RefundReplay,
     Reserved,
 )
-from tests.unit.gateway.ledger.test_ledger import (  # noqa: F401 - fixtures used here too
-    Clock,
-    _stored,
-    clock,
-    ledger,
-    ledger_settings,
-    record,
-)
+from tests.unit.gateway.ledger.test_ledger import Clock, _stored, record
 
 
 def ask(key: str, amount: int | None, **changes: Any) -> RefundAsk:
