@@ -221,7 +221,8 @@ class PaymentEvent:
     `refund.succeeded|failed|canceled` for news about a refund. A refund event names the
     payment refunded in `provider_reference` and the refund itself in `refund_reference`
     (the provider's id) and `merchant_reference` (the gateway's refund id, where the
-    provider echoes it).
+    provider echoes it). `withdrawal_type`: for a provider whose event means something else
+    when the payment is a payout (Trustly's `credit`), the type it has then.
     """
 
     event_id: str
@@ -232,6 +233,7 @@ class PaymentEvent:
     currency: str | None
     occurred_at: str | None
     refund_reference: str | None = None
+    withdrawal_type: str | None = None
 
 
 # ---- the adapter protocols -------------------------------------------------------------
