@@ -373,6 +373,16 @@ async def test_unauthorized_is_documented_for_every_v1_operation(
             "/v1/payments",
         ),
         (c.get("/v1/payments/garbage"), "get", "/v1/payments/{payment_id}"),
+        (
+            c.post("/v1/payments/garbage/refunds", json={}, headers={"Idempotency-Key": "k"}),
+            "post",
+            "/v1/payments/{payment_id}/refunds",
+        ),
+        (
+            c.get("/v1/payments/garbage/refunds/rf_1"),
+            "get",
+            "/v1/payments/{payment_id}/refunds/{refund_id}",
+        ),
     ]
     for call, method, template in calls:
         body = await rec.check(await call, method, template)
