@@ -182,7 +182,7 @@ def reserve(
         return RefundRefused(
             "payment_not_refundable", f"a {payment.type} cannot be refunded; only deposits"
         )
-    if payment.status != "succeeded":
+    if payment.status not in ("succeeded", "refunded"):
         return RefundRefused(
             "payment_not_refundable",
             f"the payment is {payment.status}; only a succeeded payment can be refunded",
@@ -192,7 +192,9 @@ def reserve(
             "refund_currency_mismatch",
             f"the payment is in {payment.currency}; a refund of it is too, not {ask.currency}",
         )
-    left = payment.amount - committed(tx, payment.payment_id)
+    # A payment refunded in full (perhaps outside the gateway) has nothing left.
+    taken = committed(tx, payment.payment_id) if payment.status == "succeeded" else payment.amount
+    left = payment.amount - taken
     amount = left if ask.amount is None else ask.amount
     if amount <= 0 or amount > left:
         return RefundRefused(

@@ -53,6 +53,10 @@ def next_status(current: str, event_type: str) -> tuple[str, bool]:
     if wanted is None:
         return current, False
     status = advance(current, wanted)
+    if wanted == "refunded" and current == "refunded":
+        # Only events make a payment refunded (a webhook, or the gateway's own refunds
+        # completing it), and whichever came first announced it.
+        return status, False
     # Announced also when the status already was `wanted` (a read-back may have learnt it
     # from the provider first): the backend hears of every outcome from an event.
     return status, status == wanted

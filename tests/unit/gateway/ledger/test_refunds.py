@@ -71,7 +71,8 @@ async def test_over_the_amount_is_refused_at_once(ledger: Ledger) -> None:
     ("payment", "refund", "code"),
     [
         ({"status": "processing"}, {}, "payment_not_refundable"),
-        ({"status": "refunded"}, {}, "payment_not_refundable"),
+        ({"status": "refunded"}, {}, "refund_exceeds_amount"),
+        ({"status": "canceled"}, {}, "payment_not_refundable"),
         ({"type": "withdrawal", "status": "succeeded"}, {}, "payment_not_refundable"),
         ({"status": "succeeded"}, {"currency": "USD"}, "refund_currency_mismatch"),
         ({"status": "succeeded"}, {"payment_id": "pay_nope"}, "not_found"),
