@@ -123,17 +123,18 @@ def route_payment(
 
 def split_choice(split: Sequence[tuple[str, int]], split_key: str) -> str:
     """The provider a split gives this key: the same on every call for one key, and over
-    many keys each provider's share tends to its weight."""
+    many keys each provider's share tends to its weight. Buckets are laid out by provider
+    name, so writing the split in another order sends no key elsewhere."""
     total = sum(weight for _, weight in split)
     if total <= 0:
         return split[0][0]
     digest = hashlib.sha256(split_key.encode("utf-8")).digest()
     point = int.from_bytes(digest[:8], "big") % total
-    for name, weight in split:
+    for name, weight in sorted(split):
         if point < weight:
             return name
         point -= weight
-    return split[-1][0]  # not reached: the weights sum to `total`
+    return max(split)[0]  # not reached: the weights sum to `total`
 
 
 def unreachable(rules: Sequence[Rule]) -> list[tuple[int, int]]:

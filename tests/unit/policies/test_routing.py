@@ -101,6 +101,14 @@ def test_a_split_gives_one_key_the_same_provider_every_time_and_the_other_after_
         assert set(next(iter(orders))) == {"stripe", "adyen"}
 
 
+def test_the_order_a_split_is_written_in_sends_no_key_elsewhere() -> None:
+    for i in range(200):
+        key = f"web\0order-{i}"
+        assert split_choice((("stripe", 70), ("adyen", 30)), key) == split_choice(
+            (("adyen", 30), ("stripe", 70)), key
+        )
+
+
 def test_a_weight_of_zero_is_never_first() -> None:
     split = (("stripe", 0), ("adyen", 1))
     assert {split_choice(split, f"k{i}") for i in range(200)} == {"adyen"}
