@@ -130,8 +130,6 @@ class Gateway:
         )
         logs.set_level(config.log_level)
         self.metrics.set_config_hash(config.hash)
-        for warning in config.warnings:
-            log.warning("config warning", extra={"warning": warning})
         self.metrics.config_last_success.set(time.time())
         for state in states.values():
             self.metrics.provider_healthy.labels(state.name).set(1 if state.health.healthy else 0)
