@@ -16,6 +16,7 @@ that covers less is kept as an orphan, to reconcile by hand.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from gateway.ledger.provider_events import Done, Duplicate
 from gateway.ledger.refunds import RefundRecord
 from gateway.payments.announcements import derived_event_id, payment_event, refund_event
 from gateway.payments.status import STATUS_OF_REFUND_EVENT, advance, advance_refund
+from policies.ports import StoreUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -168,6 +170,8 @@ async def announce(
         player = payment.player_id if payment else None
         publish(refund_event(event_id, news.refund, occurred_at=occurred_at), player)
     if news.payment is not None:
+        with contextlib.suppress(StoreUnavailable):  # a cached payments.get lives 5 s at most
+            await gw.cache.invalidate("payment:" + news.payment.payment_id)
         # Its own id when a refund was announced by the same cause, else the cause's.
         payment_id = derived_event_id(event_id, "payment.refunded") if news.refund else event_id
         publish(
