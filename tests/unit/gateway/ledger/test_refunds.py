@@ -199,3 +199,24 @@ async def test_a_migration_this_code_does_not_know_is_refused(ledger: Ledger) ->
     )
     status = await ledger.status()
     assert status["ok"] is False and "migration(s) 2, 9" in status["error"]
+
+
+async def test_settled_refunds_are_pruned_with_their_payments_and_pending_ones_kept(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await succeeded_payment(ledger)
+    done = await ledger.reserve_refund(ask("r1", 1000))
+    waiting = await ledger.reserve_refund(ask("r2", 1000))
+    assert isinstance(done, Reserved) and isinstance(waiting, Reserved)
+    await ledger.refund_answer(
+        done.refund.refund_id, done.refund.token,
+        lambda r: r.replace(state="sent", status="succeeded"),
+    )
+    await ledger.refund_answer(
+        waiting.refund.refund_id, waiting.refund.token, lambda r: r.replace(state="sent")
+    )
+    clock.now += ledger.settings.retention_days * 86400 + 1
+    pruned = await ledger.prune()
+    assert pruned.refunds == 1
+    assert await ledger.refund(done.refund.refund_id) is None
+    assert await ledger.refund(waiting.refund.refund_id) is not None
