@@ -43,6 +43,7 @@ from tests.unit.gateway.ledger.test_refunds import (  # noqa: F401 - collected h
     test_over_the_amount_is_refused_at_once,
     test_partial_then_full_then_nothing_left,
     test_refusals,
+    test_settled_refunds_are_pruned_with_their_payments_and_pending_ones_kept,
 )
 
 
