@@ -40,6 +40,9 @@ OPERATIONS: dict[str, Kind] = {
 PaymentStatus = Literal[
     "pending", "requires_action", "processing", "succeeded", "failed", "canceled"
 ]
+RefundStatus = Literal["pending", "succeeded", "failed", "canceled"]
+# How a card decline reads: "soft" may be approved by another acquirer, "hard" never.
+Decline = Literal["soft", "hard"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,9 @@ class ProviderError(Exception):
     `rejected`: a definite refusal of this request as it stands (a 4xx of the provider's).
     `final`: with `failover_safe`, a refusal that took no money but that no other provider
     should see either (a hard decline of the player's card): the client gets it.
+    `decline`: for a refused card, the adapter's reading of the provider's reason: "soft"
+    (issuer unavailable, a bare "refused": another acquirer may approve it) or "hard"
+    (insufficient funds, stolen card, fraud: no other acquirer should be asked).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class ProviderError(Exception):
         rejected: bool = False,
         retry_after_s: float | None = None,
         final: bool = False,
+        decline: Decline | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -90,6 +97,7 @@ class ProviderError(Exception):
         self.rejected = rejected
         self.retry_after_s = retry_after_s
         self.final = final
+        self.decline = decline
 
 
 class WebhookRejected(Exception):
@@ -140,6 +148,15 @@ class LaunchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class BankAccount:
+    """Where a payout goes, for providers that need it in the request (not Trustly, whose
+    player picks the account in its own flow)."""
+
+    iban: str
+    holder_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentRequest:
     type: Literal["deposit", "withdrawal"]
     amount: int  # minor units of `currency`
@@ -150,6 +167,26 @@ class PaymentRequest:
     metadata: Mapping[str, str]
     reference: str  # the gateway's own reference for this payment, stable across retries
     idempotency_key: str  # forwarded to the provider; the same on every retry
+    country: str | None = None  # ISO 3166-1 alpha-2, when the client says
+    bank_account: BankAccount | None = None  # a payout's destination, when the client says
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """A refund of (part of) a captured deposit, sent to the provider holding the payment."""
+
+    payment_reference: str  # the provider's reference of the payment refunded
+    amount: int  # minor units of `currency`
+    currency: str
+    reference: str  # the gateway's refund id, echoed by the provider where it can
+    idempotency_key: str  # the same on every retry of this refund
+    reason: str | None = None  # requested_by_customer | duplicate | fraudulent
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    status: RefundStatus
+    provider_reference: str | None  # the provider's id of the refund, if it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,19 +210,30 @@ class PaymentResult:
     currency: str | None = None  # upper-case, when the provider says
     next_action: NextAction | None = None
     decline_code: str | None = None  # provider's reason when status is failed
+    decline: Decline | None = None  # the adapter's reading of decline_code
 
 
 @dataclass(frozen=True, slots=True)
 class PaymentEvent:
-    """A provider's webhook event, verified and parsed (issue: webhooks)."""
+    """A provider's webhook event, verified and parsed.
+
+    `type` is `payment.<status>` for news about a payment (a deposit or a payout alike) or
+    `refund.succeeded|failed|canceled` for news about a refund. A refund event names the
+    payment refunded in `provider_reference` and the refund itself in `refund_reference`
+    (the provider's id) and `merchant_reference` (the gateway's refund id, where the
+    provider echoes it). `withdrawal_type`: for a provider whose event means something else
+    when the payment is a payout (Trustly's `credit`), the type it has then.
+    """
 
     event_id: str
-    type: str  # payment.succeeded | payment.failed | ...
+    type: str
     provider_reference: str
     merchant_reference: str | None
     amount: int | None
     currency: str | None
     occurred_at: str | None
+    refund_reference: str | None = None
+    withdrawal_type: str | None = None
 
 
 # ---- the adapter protocols -------------------------------------------------------------
@@ -225,6 +273,15 @@ class PaymentAdapter(Protocol):
     def health_request(self) -> UpstreamRequest: ...
 
 
+@runtime_checkable
+class RefundingAdapter(Protocol):
+    """A payment adapter that can refund (AdapterSpec.refunds)."""
+
+    def refund_request(self, request: RefundRequest) -> UpstreamRequest: ...
+
+    def parse_refund(self, response: UpstreamResponse, request: RefundRequest) -> RefundResult: ...
+
+
 Adapter = GameAdapter | PaymentAdapter
 
 
@@ -234,8 +291,11 @@ class AdapterSpec:
 
     `credentials`: keys the adapter needs. `secrets`: those of them that must come from
     `<key>_env` or `<key>_file`, never inline in the YAML. Payment adapters also declare
-    what they can take: `payment_types` (deposit, withdrawal) and `payment_methods`, each
-    unified method type with the currencies it takes (None: any currency).
+    what they can take: `payment_types` (deposit, withdrawal) and, per type, each unified
+    method type with the currencies it takes (None: any currency): `payment_methods` for
+    deposits, `payout_methods` for withdrawals. `refunds`: the adapter refunds deposits
+    (`RefundingAdapter`); `refunds_idempotent`: the provider dedupes a refund sent again
+    with the same idempotency key, so an unanswered refund may be asked again.
     """
 
     kind: Kind
@@ -244,18 +304,43 @@ class AdapterSpec:
     optional: tuple[str, ...] = ()
     payment_types: frozenset[str] = frozenset()
     payment_methods: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    payout_methods: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    refunds: bool = False
+    refunds_idempotent: bool = False
+
+    def methods(self, payment_type: str) -> Mapping[str, frozenset[str] | None]:
+        return self.payout_methods if payment_type == "withdrawal" else self.payment_methods
 
     def refusal(self, payment_type: str, method: str, currency: str) -> str | None:
         """Why this provider cannot take such a payment (the gateway's own words); None if
         it can."""
         if payment_type not in self.payment_types:
+            if payment_type == "withdrawal":
+                return "cannot pay players out (no withdrawals)"
             return f"does not make {payment_type}s"
-        if method not in self.payment_methods:
-            return f"does not offer {method}"
-        currencies = self.payment_methods[method]
+        methods = self.methods(payment_type)
+        what = "pay out by" if payment_type == "withdrawal" else "offer"
+        if method not in methods:
+            return f"does not {what} {method}"
+        currencies = methods[method]
         if currencies is not None and currency not in currencies:
             return f"takes {method} in {', '.join(sorted(currencies))} only"
         return None
+
+    def serves(
+        self, payment_type: str | None, method: str | None, currency: str | None
+    ) -> bool:
+        """Can it take at least one payment of this kind? None stands for any value."""
+        types = [payment_type] if payment_type else sorted(self.payment_types)
+        for kind in types:
+            if kind not in self.payment_types:
+                continue
+            for name, currencies in self.methods(kind).items():
+                if method is not None and name != method:
+                    continue
+                if currency is None or currencies is None or currency in currencies:
+                    return True
+        return False
 
 
 def json_error_text(body: bytes, limit: int = 200) -> str:

@@ -188,6 +188,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
     print(f"ledger: {describe_ledger(config)}")
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.against:
         return _print_diff(
             args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)

@@ -31,6 +31,7 @@ def payment_step(
     retries_left: int,
     owned: bool = False,
     final: bool = False,
+    cascade: bool = False,
 ) -> Step:
     """The next step after one attempt at one provider.
 
@@ -43,16 +44,32 @@ def payment_step(
     would free its key.
 
     `final`: a definite refusal that took no money but that no other provider should see
-    (a hard decline); the client gets the refusal.
+    (a hard decline); the client gets the refusal. `cascade`: this refusal is a soft decline
+    and the route cascades soft declines (`decline_step`), so the next provider may try.
     """
     if succeeded:
         return Step.DONE
     may_have_acted = maybe_delivered and not failover_safe
     if may_have_acted or owned:
         return Step.RETRY_SAME if retry_same and retries_left > 0 else Step.UNKNOWN
-    if final:
+    if final and not cascade:
         return Step.REJECT
     return Step.FAILOVER
+
+
+def decline_step(decline: str | None, *, cascade_soft_declines: bool) -> Step:
+    """After a provider definitely declined a deposit (no money taken): stop or cascade?
+
+    Only a soft decline (issuer unavailable, a bare "refused": another acquirer may approve
+    the same card) moves on, and only where the route asks for it. A hard decline
+    (insufficient funds, a stolen card, fraud) and a decline the adapter cannot read stop
+    here: asking another acquirer would only repeat the refusal, or worse. Declines that
+    arrive after the player acted (3-D Secure, a bank redirect) come by webhook and never
+    reach this function: they never cascade silently.
+    """
+    if decline == "soft" and cascade_soft_declines:
+        return Step.FAILOVER
+    return Step.DONE
 
 
 def read_may_fail_over(attempt: int, max_attempts: int = 2) -> bool:

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from simulators import adyen, hub88, slotegrator, stripe
+from simulators import adyen, hub88, slotegrator, stripe, trustly
 from simulators.faults import SimulatorServer
 
 DEFAULT_PORTS = {
@@ -19,6 +19,10 @@ DEFAULT_PORTS = {
     "stripe": stripe.DEFAULT_PORT,
     "adyen": adyen.DEFAULT_PORT,
 }
+
+
+# Trustly's simulator starts when asked for by name (tests): the demo's four stay as they are.
+TRUSTLY_USERNAME = "casino"
 
 
 def ports_from(base: int, names: Iterable[str]) -> dict[str, int]:
@@ -37,6 +41,21 @@ class DemoSecrets:
     adyen_api_key: str
     adyen_hmac_key: str
     client_key: str
+    # Trustly: the merchant's key pair (the gateway signs, the simulator checks) and
+    # Trustly's (the simulator signs, the gateway checks).
+    trustly_password: str = ""
+    trustly_merchant_private_pem: str = ""
+    trustly_merchant_public_pem: str = ""
+    trustly_private_pem: str = ""
+    trustly_public_pem: str = ""
+
+    def trustly_env(self) -> dict[str, str]:
+        """The variables a config with a Trustly provider names (PEM keys span lines)."""
+        return {
+            "TRUSTLY_PASSWORD": self.trustly_password,
+            "TRUSTLY_PRIVATE_KEY": self.trustly_merchant_private_pem,
+            "TRUSTLY_PUBLIC_KEY": self.trustly_public_pem,
+        }
 
     def env(self) -> dict[str, str]:
         """The variables config/providers.yaml names."""
@@ -53,6 +72,8 @@ class DemoSecrets:
 
 def make_secrets() -> DemoSecrets:
     private_pem, public_pem = hub88.generate_operator_keypair()
+    merchant_private, merchant_public = trustly.generate_keypair()
+    trustly_private, trustly_public = trustly.generate_keypair()
     return DemoSecrets(
         hub88_private_pem=private_pem,
         hub88_public_pem=public_pem,
@@ -62,6 +83,11 @@ def make_secrets() -> DemoSecrets:
         adyen_api_key="AQE" + secrets.token_urlsafe(32),
         adyen_hmac_key=secrets.token_hex(32).upper(),
         client_key="demo_" + secrets.token_urlsafe(24),
+        trustly_password=secrets.token_urlsafe(18),
+        trustly_merchant_private_pem=merchant_private,
+        trustly_merchant_public_pem=merchant_public,
+        trustly_private_pem=trustly_private,
+        trustly_public_pem=trustly_public,
     )
 
 
@@ -87,7 +113,8 @@ async def start_stack(
     per_page: int = 8,
     host: str = "127.0.0.1",
 ) -> Stack:
-    """Start the simulators named in `ports` (all four by default); port 0 picks a free one."""
+    """Start the simulators named in `ports` (the demo's four by default; Trustly when named);
+    port 0 picks a free one."""
     ports = DEFAULT_PORTS if ports is None else ports
     hook = (
         (lambda p: f"{webhook_base_url}/v1/webhooks/{p}") if webhook_base_url else (lambda p: None)
@@ -107,6 +134,14 @@ async def start_stack(
             api_key=demo.adyen_api_key,
             webhook_url=hook("adyen"),
             hmac_key=demo.adyen_hmac_key,
+            auto_complete_s=auto_complete_s,
+        ),
+        # Trustly sends each notification to the NotificationURL of its order.
+        "trustly": lambda: trustly.create_app(
+            username=TRUSTLY_USERNAME,
+            password=demo.trustly_password,
+            merchant_public_key_pem=demo.trustly_merchant_public_pem,
+            trustly_private_key_pem=demo.trustly_private_pem,
             auto_complete_s=auto_complete_s,
         ),
     }

@@ -20,9 +20,9 @@ from gateway.config.model import Config
 from gateway.http.app import create_app
 from gateway.http.context import GATEWAY
 from gateway.runtime.gateway import Gateway
-from simulators.stack import DemoSecrets, Stack, make_secrets, start_stack
+from simulators.stack import TRUSTLY_USERNAME, DemoSecrets, Stack, make_secrets, start_stack
 
-ALL_SIMULATORS = {"hub88": 0, "slotegrator": 0, "stripe": 0, "adyen": 0}
+ALL_SIMULATORS = {"hub88": 0, "slotegrator": 0, "stripe": 0, "adyen": 0, "trustly": 0}
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +92,21 @@ def base_config(stack: Stack) -> dict[str, Any]:
     }
 
 
+def trustly_provider(stack: Stack, notification_url: str) -> dict[str, Any]:
+    """A Trustly provider on the stack's simulator, notifying `notification_url`."""
+    return {
+        "adapter": "trustly",
+        "base_url": stack.url("trustly"),
+        "credentials": {
+            "username": TRUSTLY_USERNAME,
+            "password_env": "TRUSTLY_PASSWORD",
+            "private_key_env": "TRUSTLY_PRIVATE_KEY",
+            "trustly_public_key_env": "TRUSTLY_PUBLIC_KEY",
+            "notification_url": notification_url,
+        },
+    }
+
+
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in changes.items():
@@ -108,7 +123,7 @@ def build_config(
     return parse_config(
         yaml.safe_dump(doc).encode(),
         source="test",
-        env={**os.environ, **secrets.env(), **(env or {})},
+        env={**os.environ, **secrets.env(), **secrets.trustly_env(), **(env or {})},
     )
 
 

@@ -30,7 +30,7 @@ from simulators import adyen as adyen_sim
 from simulators import stripe as stripe_sim
 from simulators.faults import SimulatorServer
 from simulators.stack import DemoSecrets, Stack, start_stack
-from tests.conftest import ALL_SIMULATORS, base_config, build_config, merge
+from tests.conftest import ALL_SIMULATORS, base_config, build_config, merge, trustly_provider
 from tests.procs import free_port
 
 SECRET_ENV = "TEST_GATEWAY_EVENTS_SECRET"
@@ -152,6 +152,13 @@ class Wired:
         )
         return answer
 
+    async def trustly_notify(self, order_id: str, method: str, refund: bool = False) -> Any:
+        answer = await self.sim(
+            "trustly", f"/_sim/orders/{order_id}/notify", {"method": method, "refund": refund}
+        )
+        assert answer["delivery"]["answered_ok"], answer
+        return answer
+
     async def intent(self, intent_id: str) -> dict[str, Any]:
         auth = {"Authorization": f"Bearer {self.stack.secrets.stripe_secret_key}"}
         url = f"{self.stack.url('stripe')}/v1/payment_intents/{intent_id}"
@@ -202,7 +209,11 @@ async def make_wired(
         stack = await start_stack(
             demo_secrets, ALL_SIMULATORS, webhook_base_url=f"http://127.0.0.1:{port}"
         )
-        doc = merge(merge(base_config(stack), {"events": events_settings(sink)}), changes or {})
+        doc = merge(base_config(stack), {"events": events_settings(sink)})
+        # Trustly notifies the NotificationURL each order names: this gateway's.
+        hook = f"http://127.0.0.1:{port}/v1/webhooks/trustly"
+        doc["providers"]["trustly"] = trustly_provider(stack, hook)
+        doc = merge(doc, changes or {})
         app = create_app(build_config(doc, demo_secrets))
         client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         wired = Wired(client, app, stack, sink)

@@ -13,10 +13,20 @@ Payment method names sent as `paymentMethod.type` (Adyen's own type names):
 - crypto        -> not offered by Adyen: `create_request` raises a failover-safe
                    ProviderError (provider_code ``unsupported_payment_method``).
 
-Withdrawals: Checkout `/payments` only takes money in (payouts are a separate product), so
-`create_request` raises ProviderError(rejected, failover_safe, provider_code
-``unsupported_operation``) for them; nothing is sent. A missing return URL is refused the
-same way (``missing_return_url``): Adyen requires `returnUrl` on every `/payments` call.
+Withdrawals (payouts to players) go through the Transfers API (`adapters.adyen.payouts`):
+a ``bank`` transfer from `credentials.balance_account_id` to the IBAN in the request's
+`bank_account`, under the payment's Idempotency-Key, confirmed by
+``balancePlatform.transfer.updated`` webhooks. A payout without a balance account, without a
+bank account or by another method than ``bank_transfer`` is refused before sending
+(failover-safe). Adyen's Balance Platform has its own host and API credential: in
+production, configure a second provider with this adapter, the Balance Platform's base URL
+and its key, and route withdrawals to it. A missing return URL on a deposit is refused
+before sending too (``missing_return_url``): Adyen requires `returnUrl` on every
+`/payments` call.
+
+Refunds: ``POST /v71/payments/{pspReference}/refunds`` (`amount`, `merchantAccount`,
+`reference` = the gateway's refund id, `merchantRefundReason`) under the refund's
+Idempotency-Key answers ``received`` (the refund is pending); the REFUND webhook settles it.
 
 Reading back: Checkout has no endpoint that returns a payment by its pspReference, so
 `get_request` returns None; the gateway keeps what `/payments` said and webhooks update it.
@@ -48,9 +58,14 @@ every webhook when no hmac_key is configured. Adyen expects the literal body `[a
 answer, or it retries the delivery.
 
 Events: AUTHORISATION success "true" -> payment.succeeded, "false" -> payment.failed;
-CANCELLATION "true" -> payment.canceled; REFUND "true" -> payment.refunded (both name the
-payment in originalReference, used as provider_reference when present). Every other event,
-and a failed cancellation or refund (the payment is unchanged), is verified and skipped.
+CANCELLATION "true" -> payment.canceled; REFUND "true" -> refund.succeeded, "false" ->
+refund.failed; REFUND_FAILED "true" -> refund.failed (modifications name the payment in
+originalReference, used as provider_reference when present, and a refund's own
+pspReference is its refund_reference). Every other event, and a failed cancellation (the
+payment is unchanged), is verified and skipped. Transfer webhooks (payouts) are told apart
+by their ``HmacSignature`` header.
+
+Refusal reasons are read as soft or hard declines in `adapters.adyen.declines`.
 """
 
 from adapters.adyen.adapter import API_VERSION, SPEC, AdyenAdapter, create

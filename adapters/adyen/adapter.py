@@ -6,27 +6,45 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
-from adapters.adyen.answers import is_text, parse_payment_answer
+from adapters.adyen.answers import error_of, is_text, parse_payment_answer
+from adapters.adyen.payouts import (
+    TRANSFERS_PATH,
+    parse_transfer,
+    transfer_payload,
+    verify_transfer_webhook,
+)
 from adapters.adyen.webhooks import verify_notifications
 from adapters.base import (
+    MAX_SMALL_JSON_BYTES,
     AdapterSpec,
     PaymentEvent,
     PaymentRequest,
     PaymentResult,
     ProviderError,
+    RefundRequest,
+    RefundResult,
     UpstreamRequest,
     UpstreamResponse,
     WebhookRejected,
+    decode_json,
+    json_error_text,
 )
+from adapters.base import header as base_header
 
 SPEC = AdapterSpec(
     kind="payments",
     credentials=("api_key", "merchant_account"),
     secrets=frozenset({"api_key", "hmac_key"}),
-    optional=("hmac_key",),
-    payment_types=frozenset({"deposit"}),
+    optional=("hmac_key", "balance_account_id"),
+    payment_types=frozenset({"deposit", "withdrawal"}),
     payment_methods={"card": None, "ewallet": None, "bank_transfer": None},
+    # Payouts are bank transfers to the player's account (the Transfers API).
+    payout_methods={"bank_transfer": None},
+    # Adyen dedupes a refund sent again with the same Idempotency-Key.
+    refunds=True,
+    refunds_idempotent=True,
 )
 
 API_VERSION = "v71"
@@ -40,6 +58,12 @@ PAYMENT_METHOD_TYPES: dict[str, str] = {
 }
 
 WEBHOOK_ACK: tuple[int, str, bytes] = (200, "text/plain", b"[accepted]")
+# The gateway's refund reasons as Adyen's merchantRefundReason.
+REFUND_REASONS = {
+    "requested_by_customer": "CUSTOMER REQUEST",
+    "duplicate": "DUPLICATE",
+    "fraudulent": "FRAUD",
+}
 
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
@@ -48,10 +72,16 @@ class AdyenAdapter:
     kind: Literal["payments"] = "payments"
 
     def __init__(
-        self, name: str, api_key: str, merchant_account: str, hmac_key: bytes | None
+        self,
+        name: str,
+        api_key: str,
+        merchant_account: str,
+        hmac_key: bytes | None,
+        balance_account_id: str | None = None,
     ) -> None:
         self.name = name
         self.merchant_account = merchant_account
+        self.balance_account_id = balance_account_id
         self._api_key = api_key
         self._hmac_key = hmac_key
 
@@ -62,6 +92,8 @@ class AdyenAdapter:
     # ---- requests ----------------------------------------------------------------------
 
     def create_request(self, request: PaymentRequest) -> UpstreamRequest:
+        if request.type == "withdrawal":
+            return self._payout_request(request)
         if request.type != "deposit":
             raise _refused_locally(
                 f"Adyen Checkout takes payments in only; a {request.type} is not supported",
@@ -88,6 +120,57 @@ class AdyenAdapter:
             payload["metadata"] = {str(k): str(v) for k, v in request.metadata.items()}
         return self._post(PAYMENTS_PATH, payload, {"Idempotency-Key": request.idempotency_key})
 
+    def _payout_request(self, request: PaymentRequest) -> UpstreamRequest:
+        if request.method_type != "bank_transfer":
+            raise _refused_locally(
+                f"Adyen pays players out by bank transfer only, not {request.method_type}",
+                "unsupported_payment_method",
+            )
+        if not self.balance_account_id:
+            raise _refused_locally(
+                "Adyen payouts need credentials.balance_account_id (the balance account paid "
+                "out from)",
+                "unsupported_operation",
+            )
+        if request.bank_account is None:
+            raise _refused_locally(
+                "Adyen pays out to a bank account: send method.bank_account (iban, "
+                "holder_name)",
+                "missing_bank_account",
+            )
+        payload = transfer_payload(request, self.balance_account_id)
+        return self._post(TRANSFERS_PATH, payload, {"Idempotency-Key": request.idempotency_key})
+
+    def refund_request(self, request: RefundRequest) -> UpstreamRequest:
+        payload: dict[str, Any] = {
+            "amount": {"value": request.amount, "currency": request.currency},
+            "merchantAccount": self.merchant_account,
+            "reference": request.reference,
+        }
+        reason = REFUND_REASONS.get(request.reason or "")
+        if reason:
+            payload["merchantRefundReason"] = reason
+        path = f"{PAYMENTS_PATH}/{quote(request.payment_reference, safe='')}/refunds"
+        return self._post(path, payload, {"Idempotency-Key": request.idempotency_key})
+
+    def parse_refund(self, response: UpstreamResponse, request: RefundRequest) -> RefundResult:
+        if not 200 <= response.status < 300:
+            raise error_of(response)
+        try:
+            data = decode_json(response.body, MAX_SMALL_JSON_BYTES)
+        except ValueError:
+            data = None
+        psp = data.get("pspReference") if isinstance(data, dict) else None
+        if not is_text(psp):
+            raise ProviderError(
+                f"Adyen answered {response.status} to a refund without its pspReference: "
+                f"{json_error_text(response.body)}",
+                status=response.status,
+                retry_same=True,
+            )
+        # "received": Adyen has the request; the REFUND webhook tells how it ended.
+        return RefundResult(status="pending", provider_reference=psp)
+
     def get_request(self, provider_reference: str) -> UpstreamRequest | None:
         return None
 
@@ -106,6 +189,10 @@ class AdyenAdapter:
     # ---- responses ---------------------------------------------------------------------
 
     def parse_create(self, response: UpstreamResponse, request: PaymentRequest) -> PaymentResult:
+        if request.type == "withdrawal":
+            if not 200 <= response.status < 300:
+                raise error_of(response)
+            return parse_transfer(response, request)
         return parse_payment_answer(response, request)
 
     def parse_get(self, response: UpstreamResponse) -> PaymentResult:
@@ -120,15 +207,18 @@ class AdyenAdapter:
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: float
     ) -> list[PaymentEvent]:
-        """The payment events of one notification batch; WebhookRejected if any item fails.
+        """The events of one notification batch (or of one transfer webhook, signed in its
+        HmacSignature header); WebhookRejected if anything fails to verify.
 
-        `now` is unused: Adyen's signature covers no timestamp (see the package docstring).
+        `now` is unused: Adyen's signatures cover no timestamp (see the package docstring).
         """
         if self._hmac_key is None:
             raise WebhookRejected("no hmac_key is configured for Adyen webhooks")
+        if base_header(headers, "HmacSignature") is not None:
+            return verify_transfer_webhook(self._hmac_key, headers, body)
         return verify_notifications(self._hmac_key, body)
 
-    def webhook_ack(self) -> tuple[int, str, bytes]:
+    def webhook_ack(self, body: bytes = b"") -> tuple[int, str, bytes]:
         return WEBHOOK_ACK
 
 
@@ -144,11 +234,15 @@ def create(name: str, credentials: Mapping[str, Any]) -> AdyenAdapter:
     merchant_account = credentials.get("merchant_account")
     if not is_text(merchant_account):
         raise ValueError(f"provider {name!r}: merchant_account must be a non-empty string")
+    balance_account = credentials.get("balance_account_id")
+    if balance_account is not None and not is_text(balance_account):
+        raise ValueError(f"provider {name!r}: balance_account_id must be a non-empty string")
     return AdyenAdapter(
         name,
         api_key=api_key.strip(),
         merchant_account=merchant_account.strip(),
         hmac_key=_hmac_key(name, credentials.get("hmac_key")),
+        balance_account_id=balance_account.strip() if balance_account else None,
     )
 
 

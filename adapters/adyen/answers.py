@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypeGuard
 
+from adapters.adyen.declines import classify
 from adapters.base import (
     MAX_SMALL_JSON_BYTES,
     NextAction,
@@ -72,6 +73,7 @@ def parse_payment_answer(response: UpstreamResponse, request: PaymentRequest) ->
     action = None
     if payment_status == "requires_action":
         action = _next_action(data.get("action"))
+    decline_code = _decline_code(result_code, data)
     return PaymentResult(
         status=payment_status,
         provider_reference=psp,
@@ -79,7 +81,8 @@ def parse_payment_answer(response: UpstreamResponse, request: PaymentRequest) ->
         amount=request.amount,
         currency=request.currency,
         next_action=action,
-        decline_code=_decline_code(result_code, data),
+        decline_code=decline_code,
+        decline=classify(decline_code),
     )
 
 
@@ -117,7 +120,10 @@ def error_of(response: UpstreamResponse) -> ProviderError:
         data = None
     fields = data if isinstance(data, dict) else {}
     code = _code(fields.get("errorCode"))
-    message = fields.get("message") if is_text(fields.get("message")) else None
+    # Checkout errors carry `message`; Balance Platform errors are problem details.
+    message = next(
+        (fields[key] for key in ("message", "detail", "title") if is_text(fields.get(key))), None
+    )
     psp = fields.get("pspReference") if is_text(fields.get("pspReference")) else None
     text = f"Adyen answered HTTP {status}"
     if code or message:

@@ -14,12 +14,15 @@ from adapters.base import MAX_SMALL_JSON_BYTES, PaymentEvent, WebhookRejected, d
 # eventCode -> (event type when success is "true", event type when "false"); None = skipped.
 EVENT_TYPES: dict[str, tuple[str | None, str | None]] = {
     "AUTHORISATION": ("payment.succeeded", "payment.failed"),
-    # A failed cancellation or refund leaves the payment as it was.
+    # A failed cancellation leaves the payment as it was.
     "CANCELLATION": ("payment.canceled", None),
-    "REFUND": ("payment.refunded", None),
+    "REFUND": ("refund.succeeded", "refund.failed"),
+    # A refund that failed after Adyen accepted it (the card scheme returned it).
+    "REFUND_FAILED": ("refund.failed", None),
 }
 # Modification events name the payment they modify in originalReference.
-MODIFICATION_EVENTS = frozenset({"CANCELLATION", "REFUND"})
+MODIFICATION_EVENTS = frozenset({"CANCELLATION", "REFUND", "REFUND_FAILED"})
+REFUND_EVENTS = frozenset({"REFUND", "REFUND_FAILED"})
 
 
 def verify_notifications(hmac_key: bytes, body: bytes) -> list[PaymentEvent]:
@@ -114,4 +117,6 @@ def _event(item: Mapping[str, Any], fields: list[str]) -> PaymentEvent | None:
         amount=int(value),
         currency=currency,
         occurred_at=event_date if isinstance(event_date, str) and event_date else None,
+        # A refund is its own modification: its pspReference names it.
+        refund_reference=psp if event_code in REFUND_EVENTS else None,
     )

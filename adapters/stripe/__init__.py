@@ -47,10 +47,20 @@ other 4xx, or a 4xx body that is not   ProviderError rejected, not failover_safe
 anything else (1xx, 3xx)               ProviderError retry_same
 =====================================  ==========================================================
 
+Refunds: ``POST /v1/refunds`` with ``payment_intent``, ``amount``, ``reason`` (when one of
+Stripe's three) and ``metadata[gateway_refund_id]``, under the refund's Idempotency-Key (so
+a refund asked again is deduplicated by Stripe). The Refund's status (pending,
+requires_action, succeeded, failed, canceled) is read as the refund's; errors are classified
+as for payments.
+
+Decline codes are read as soft or hard in `adapters.stripe.declines`.
+
 Webhooks: `verify_webhook` checks ``Stripe-Signature`` (HMAC-SHA256 of ``"{t}.{body}"``
 with the endpoint secret, any of several ``v1`` values, 300 s tolerance either way) and
-maps ``payment_intent.*`` events to PaymentEvent; other event types are acknowledged and
-ignored.
+maps ``payment_intent.*`` events to payment events, ``refund.created|updated|failed`` to
+``refund.succeeded|failed|canceled`` by the Refund's status (a pending one is no news), and
+``charge.refunded`` of a fully refunded charge to ``payment.refunded``; other event types
+are acknowledged and ignored.
 """
 
 from adapters.stripe.adapter import API_VERSION, SPEC, StripeAdapter, create

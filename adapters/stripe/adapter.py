@@ -16,11 +16,13 @@ from adapters.base import (
     PaymentRequest,
     PaymentResult,
     ProviderError,
+    RefundRequest,
+    RefundResult,
     UpstreamRequest,
     UpstreamResponse,
     WebhookRejected,
 )
-from adapters.stripe.answers import parse_answer
+from adapters.stripe.answers import parse_answer, parse_refund_answer
 from adapters.stripe.webhooks import events_of, parse_signature_header
 
 SPEC = AdapterSpec(
@@ -36,6 +38,9 @@ SPEC = AdapterSpec(
         "bank_transfer": frozenset({"EUR"}),
         "crypto": frozenset({"USD"}),
     },
+    # Stripe dedupes a refund sent again with the same Idempotency-Key.
+    refunds=True,
+    refunds_idempotent=True,
 )
 
 API_VERSION = "2024-06-20"
@@ -50,7 +55,7 @@ PAYMENT_METHOD_TYPES: dict[str, str] = {
 
 # Keys the gateway writes itself; a caller's metadata must not overwrite them.
 RESERVED_METADATA = ("gateway_reference", "player_id", "type")
-
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
 
 _SECRET_KEY_PREFIXES = ("sk_", "rk_")
@@ -117,6 +122,24 @@ class StripeAdapter:
             body=urlencode(fields).encode("ascii"),
         )
 
+    def refund_request(self, request: RefundRequest) -> UpstreamRequest:
+        fields: list[tuple[str, str]] = [
+            ("payment_intent", request.payment_reference),
+            ("amount", str(int(request.amount))),
+            ("metadata[gateway_refund_id]", request.reference),
+        ]
+        if request.reason in REFUND_REASONS:
+            fields.append(("reason", request.reason))
+        headers = self._headers()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers["Idempotency-Key"] = request.idempotency_key
+        return UpstreamRequest(
+            method="POST", path="/v1/refunds", headers=headers, body=urlencode(fields).encode()
+        )
+
+    def parse_refund(self, response: UpstreamResponse, request: RefundRequest) -> RefundResult:
+        return parse_refund_answer(response)
+
     def get_request(self, provider_reference: str) -> UpstreamRequest:
         # Quoted whole so a hostile reference cannot walk to another path.
         return UpstreamRequest(
@@ -168,7 +191,7 @@ class StripeAdapter:
             raise WebhookRejected("body is not JSON") from None
         return events_of(event)
 
-    def webhook_ack(self) -> tuple[int, str, bytes]:
+    def webhook_ack(self, body: bytes = b"") -> tuple[int, str, bytes]:
         return 200, "application/json", b'{"received": true}'
 
 

@@ -11,9 +11,60 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from adapters import base
-from adapters.base import NextAction, PaymentResult, PaymentStatus, ProviderError, UpstreamResponse
+from adapters.base import (
+    NextAction,
+    PaymentResult,
+    PaymentStatus,
+    ProviderError,
+    RefundResult,
+    RefundStatus,
+    UpstreamResponse,
+)
+from adapters.stripe.declines import classify
 
-Operation = Literal["create", "get"]
+Operation = Literal["create", "get", "refund"]
+
+# A refund Stripe is still waiting on (requires_action: the customer must give bank details)
+# has taken nothing back yet: pending either way.
+REFUND_STATUSES: dict[str, RefundStatus] = {
+    "pending": "pending",
+    "requires_action": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+def parse_refund_answer(response: UpstreamResponse) -> RefundResult:
+    """A Refund object, or an error classified as for payments (5xx: ask again with the
+    same key; a refusal in Stripe's shape: nothing was refunded)."""
+    if 200 <= response.status < 300:
+        obj = _decode(response.body)
+        refund = refund_of(obj)
+        if refund is None:
+            raise ProviderError(
+                f"stripe {response.status}: answer is not a Refund: "
+                f"{base.json_error_text(response.body)}",
+                status=response.status,
+                retry_same=True,
+            )
+        return refund
+    parse_answer(response, "refund")
+    # Only a card decline reaches here, which a refund never gets: treat it as unreadable.
+    raise ProviderError(
+        f"stripe {response.status}: unexpected answer to a refund", status=response.status,
+        retry_same=True,
+    )
+
+
+def refund_of(obj: Any) -> RefundResult | None:
+    if not isinstance(obj, dict) or obj.get("object") != "refund":
+        return None
+    refund_id = str_or_none(obj.get("id"))
+    status = REFUND_STATUSES.get(str_or_none(obj.get("status")) or "")
+    if refund_id is None or status is None:
+        return None
+    return RefundResult(status=status, provider_reference=refund_id)
 
 _STATUS: dict[str, PaymentStatus] = {
     "requires_payment_method": "requires_action",
@@ -109,12 +160,13 @@ def _card_error(
                 amount=intent.amount,
                 currency=intent.currency,
                 decline_code=decline_code,
+                decline=classify(decline_code),
             )
     if error is None:
         # Not Stripe's error shape: nothing proves Stripe refused before acting.
         raise _error(message, provider_code, status, rejected=True)
     # A decline in Stripe's own shape without an intent to point at: Stripe refused and took
-    # no money, but the player's card would be refused elsewhere too, so it is not sent on.
+    # no money. Only a soft decline may go on to another acquirer, where the route asks.
     raise ProviderError(
         message,
         provider_code=decline_code or provider_code,
@@ -122,6 +174,7 @@ def _card_error(
         rejected=True,
         failover_safe=True,
         final=True,
+        decline=classify(decline_code),
     )
 
 

@@ -1,4 +1,5 @@
-"""Stripe webhooks: the Stripe-Signature header and `payment_intent.*` events."""
+"""Stripe webhooks: the Stripe-Signature header; `payment_intent.*`, `refund.*` and
+`charge.refunded` events."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ _EVENT_TYPES: dict[str, str] = {
     "payment_intent.canceled": "payment.canceled",
     "payment_intent.processing": "payment.processing",
     "payment_intent.requires_action": "payment.requires_action",
+}
+# Refund events carry the Refund; its status says what happened. A pending refund is no news.
+_REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed"})
+_REFUND_OUTCOMES = {
+    "succeeded": "refund.succeeded",
+    "failed": "refund.failed",
+    "canceled": "refund.canceled",
 }
 
 
@@ -45,11 +53,16 @@ def events_of(event: Any) -> list[PaymentEvent]:
     event_type = str_or_none(event.get("type"))
     if event_id is None or event_type is None:
         raise WebhookRejected("event has no id or type")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if event_type in _REFUND_EVENTS:
+        return _refund_event(event_id, event, obj)
+    if event_type == "charge.refunded":
+        return _charge_refunded(event_id, event, obj)
     unified = _EVENT_TYPES.get(event_type)
     if unified is None:
         return []
-    data = event.get("data")
-    intent = data.get("object") if isinstance(data, dict) else None
+    intent = obj
     intent_id = str_or_none(intent.get("id")) if isinstance(intent, dict) else None
     if not isinstance(intent, dict) or intent_id is None:
         raise WebhookRejected("event carries no payment intent")
@@ -65,6 +78,52 @@ def events_of(event: Any) -> list[PaymentEvent]:
             merchant_reference=merchant_reference,
             amount=int_or_none(intent.get("amount")),
             currency=currency_of(intent.get("currency")),
+            occurred_at=iso_utc(event.get("created")),
+        )
+    ]
+
+
+def _refund_event(event_id: str, event: dict[str, Any], refund: Any) -> list[PaymentEvent]:
+    if not isinstance(refund, dict) or str_or_none(refund.get("id")) is None:
+        raise WebhookRejected("refund event carries no refund")
+    unified = _REFUND_OUTCOMES.get(str_or_none(refund.get("status")) or "")
+    intent_id = str_or_none(refund.get("payment_intent"))
+    if unified is None or intent_id is None:
+        return []
+    metadata = refund.get("metadata")
+    refund_id = (
+        str_or_none(metadata.get("gateway_refund_id")) if isinstance(metadata, dict) else None
+    )
+    return [
+        PaymentEvent(
+            event_id=event_id,
+            type=unified,
+            provider_reference=intent_id,
+            merchant_reference=refund_id,
+            amount=int_or_none(refund.get("amount")),
+            currency=currency_of(refund.get("currency")),
+            occurred_at=iso_utc(event.get("created")),
+            refund_reference=str_or_none(refund.get("id")),
+        )
+    ]
+
+
+def _charge_refunded(event_id: str, event: dict[str, Any], charge: Any) -> list[PaymentEvent]:
+    """A charge refunded in full (whoever refunded it, the gateway or Stripe's dashboard) is
+    a refunded payment; a partial refund is news about a refund, which refund.* events tell."""
+    if not isinstance(charge, dict):
+        raise WebhookRejected("charge event carries no charge")
+    intent_id = str_or_none(charge.get("payment_intent"))
+    if charge.get("refunded") is not True or intent_id is None:
+        return []
+    return [
+        PaymentEvent(
+            event_id=event_id,
+            type="payment.refunded",
+            provider_reference=intent_id,
+            merchant_reference=None,
+            amount=int_or_none(charge.get("amount_refunded")),
+            currency=currency_of(charge.get("currency")),
             occurred_at=iso_utc(event.get("created")),
         )
     ]

@@ -33,8 +33,10 @@ from gateway.config.model import (
     ServerSettings,
     StorageSettings,
 )
-from gateway.config.redact import SECRET_SUFFIXES, redact
+from gateway.config.redact import redact
+from gateway.config.routing_rules import build_rules, withdrawal_warning
 from gateway.config.slugs import slugify
+from gateway.config.values import check_base_url, split_secret_key
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
@@ -63,6 +65,7 @@ class Builder:
         self.env = env
         self.base_dir = base_dir
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.secret_values: list[str] = []
 
     def fail(self, path: str, problem: str) -> None:
@@ -107,6 +110,7 @@ class Builder:
             hash=digest,
             redacted=redact(doc),
             secret_values=tuple(self.secret_values),
+            warnings=tuple(self.warnings),
         )
 
     # -- providers
@@ -260,7 +264,16 @@ class Builder:
         limit = RouteRateLimit(**spec["rate_limit"]) if "rate_limit" in spec else None
         if limit is not None:
             self.check_rate(f"routes.{op}.rate_limit.limit", limit.limit)
-        return RouteConfig(op=op, providers=names, cache=cache, rate_limit=limit)
+        rules = build_rules(
+            f"routes.{op}", spec.get("rules", []), providers, set(self.doc["providers"]), self.fail
+        )
+        if op == "payments.create":
+            warning = withdrawal_warning(f"routes.{op}", names, rules, providers)
+            self.warnings.extend([warning] if warning else [])
+        return RouteConfig(
+            op=op, providers=names, cache=cache, rate_limit=limit, rules=rules,
+            cascade_soft_declines=spec.get("cascade_soft_declines", False),
+        )
 
     # -- the rest
 
@@ -397,25 +410,3 @@ class Builder:
             k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
         }
         return CorsConfig(**spec)
-
-
-def split_secret_key(key: str) -> tuple[str, str | None]:
-    for suffix in SECRET_SUFFIXES:
-        if key.endswith(suffix):
-            return key[: -len(suffix)], suffix
-    return key, None
-
-
-def check_base_url(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return f"'{url}' is not an http(s) URL"
-    if not parts.hostname:
-        return f"'{url}' has no host"
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return f"'{url}' has a bad port"
-    if parts.query or parts.fragment:
-        return f"'{url}' must not carry a query or fragment"
-    return None

@@ -31,7 +31,7 @@ _WHOLE = object()  # stands for "the whole section" among a section's refused me
 # and the rest of its provider or route is still checked.
 _DEFAULTED = {
     "providers": frozenset({"timeout_ms", "rate_limit", "breaker", "health", "max_connections"}),
-    "routes": frozenset({"cache", "rate_limit"}),
+    "routes": frozenset({"cache", "rate_limit", "rules", "cascade_soft_declines"}),
 }
 
 

@@ -17,6 +17,7 @@ from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
 from policies.player_access import PlayerTokenSettings
+from policies.routing import Rule
 
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_MAX_BODY = 65536
@@ -52,6 +53,16 @@ class RouteConfig:
     providers: tuple[str, ...]
     cache: CacheSettings | None = None
     rate_limit: RouteRateLimit | None = None
+    # payments.create only: routing rules, and whether a soft decline moves on.
+    rules: tuple[Rule, ...] = ()
+    cascade_soft_declines: bool = False
+
+    def named(self) -> tuple[str, ...]:
+        """Every provider the route may use: its own, then those only its rules name."""
+        names = dict.fromkeys(self.providers)
+        for rule in self.rules:
+            names.update(dict.fromkeys(rule.named()))
+        return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +165,8 @@ class Config:
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Every secret value read, so logs can mask them wherever they might slip in.
     secret_values: tuple[str, ...] = field(default=(), repr=False)
+    # What `check` warns about: valid, but probably not what was meant.
+    warnings: tuple[str, ...] = ()
 
 
 def ledger_problem(config: Config, ledger: LedgerSettings, processes: int) -> str | None:

@@ -28,7 +28,7 @@ JSON_CODEC = JsonCodec()
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 _DIGITS = re.compile(r"[0-9]{1,9}")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _FILTERS = ("provider", "studio", "category", "platform", "q")
 _QUERY_KEYS = frozenset((*_FILTERS, "page", "page_size"))
 
@@ -125,7 +125,7 @@ async def create_payment(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if not key:
         raise ApiError("idempotency_key_required", "send an Idempotency-Key header")
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY.match(key):
         raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
     body = validate_body("PaymentRequest", await read_json(request))
     require_player(ctx["player_id"], body["player_id"])

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config.model import Config, LedgerSettings
-from gateway.http import admin, api, cors, events_stream, webhooks
+from gateway.http import admin, api, cors, events_stream, refunds, webhooks
 from gateway.http.context import GATEWAY
 from gateway.http.middleware import context_middleware
 from gateway.runtime.gateway import Gateway
@@ -39,6 +39,7 @@ def create_app(
     gw.config_path = config_path
     app[GATEWAY] = gw
     api.add_routes(app)
+    refunds.add_routes(app)
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     admin.add_routes(app)
     webhooks.add_routes(app)

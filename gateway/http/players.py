@@ -1,9 +1,10 @@
 """The player a request speaks for, from its player token (`player_tokens` in the config).
 
 Player routes are the ones that touch one player's money or session: creating and reading
-payments, launching games, the event stream. The token comes as `Authorization: Bearer ...`;
-on the event stream also as `?access_token=` (browsers' EventSource sends no headers), which
-the access log never records (it logs the path without its query).
+payments and their refunds, launching games, the event stream. The token comes as
+`Authorization: Bearer ...`; on the event stream also as `?access_token=` (browsers'
+EventSource sends no headers), which the access log never records (it logs the path without
+its query).
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from policies.player_access import PlayerTokenSettings, TokenRejected, may_act_f
 
 log = logging.getLogger("gateway.auth")
 
-PLAYER_ROUTES = frozenset({"payments.create", "payments.get", "games.launch", "events.stream"})
+PLAYER_ROUTES = frozenset(
+    {
+        "payments.create",
+        "payments.get",
+        "refunds.create",
+        "refunds.get",
+        "games.launch",
+        "events.stream",
+    }
+)
 QUERY_TOKEN_ROUTES = frozenset({"events.stream"})
 
 

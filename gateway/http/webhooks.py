@@ -57,7 +57,7 @@ async def receive(request: web.Request) -> web.Response:
             "the gateway cannot record the event now; deliver it again",
             headers={"Retry-After": "5"},
         ) from None
-    status, content_type, ack = state.adapter.webhook_ack()
+    status, content_type, ack = state.adapter.webhook_ack(body)
     return web.Response(status=status, body=ack, content_type=content_type)
 
 

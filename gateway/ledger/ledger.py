@@ -19,10 +19,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from gateway.config.model import LedgerSettings
-from gateway.ledger import claims, payments, provider_events, retention, schema
+from gateway.ledger import claims, payments, provider_events, refunds, retention, schema
 from gateway.ledger.database import Database, LedgerTooNew, LedgerUnavailable
 from gateway.ledger.payments import Change, PaymentRecord
 from gateway.ledger.postgres import PostgresDatabase
+from gateway.ledger.refunds import (
+    RefundAsk,
+    RefundChange,
+    RefundConflict,
+    RefundRecord,
+    RefundRefused,
+    RefundReplay,
+    Reserved,
+)
 from gateway.ledger.sqlite import MEMORY, SqliteDatabase
 from policies.idempotency import Claimed, ClaimRecord, Conflict, Replay
 
@@ -165,8 +174,53 @@ class Ledger:
             self.clock(),
         )
 
+    async def apply_provider_event_with(
+        self,
+        provider: str,
+        provider_event_id: str,
+        event_id: str,
+        event_type: str,
+        detail: dict[str, Any],
+        target: provider_events.Target[T],
+    ) -> provider_events.Done[T] | provider_events.Duplicate | provider_events.Orphan:
+        return await self.db.run(
+            provider_events.apply_with,
+            provider,
+            provider_event_id,
+            event_id,
+            event_type,
+            detail,
+            target,
+            self.clock(),
+        )
+
     async def orphan_events(self, provider: str | None = None) -> list[dict[str, Any]]:
         return await self.db.read(provider_events.orphans, provider)
+
+    # ---- refunds
+
+    async def reserve_refund(
+        self, ask: RefundAsk
+    ) -> Reserved | RefundReplay | RefundConflict | RefundRefused:
+        return await self.db.run(
+            refunds.reserve, ask, self.clock(), self.settings.claim_lease_s
+        )
+
+    async def refund_answer(
+        self, refund_id: str, token: str, change: RefundChange
+    ) -> RefundRecord:
+        return await self.db.run(refunds.record_answer, refund_id, token, change, self.clock())
+
+    async def release_refund(self, refund_id: str, token: str) -> None:
+        await self.db.run(refunds.release, refund_id, token)
+
+    async def refund(self, refund_id: str) -> RefundRecord | None:
+        return await self.db.read(refunds.get_refund, refund_id)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """One write transaction of `fn(tx, *args)`, for flows that compose the ledger's
+        functions themselves (a webhook applied to a refund and its payment at once)."""
+        return await self.db.run(fn, *args)
 
     # ---- retention
 

@@ -9,7 +9,7 @@ a redelivery after the payment is known applies it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -39,6 +39,17 @@ class Orphan:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    payment_id: str
+    note: T
+
+
+# What an event does, inside its transaction: (the payment it concerned, a note for the
+# caller), or None when the ledger knows nothing it names (an orphan).
+Target = Callable[[Tx], tuple[str, T] | None]
+
+
 def apply_event(
     tx: Tx,
     provider: str,
@@ -50,6 +61,37 @@ def apply_event(
     change: Change[T],
     now: float,
 ) -> Applied[T] | Duplicate | Orphan:
+    """A payment event: applied to the payment its references name."""
+
+    def target(tx: Tx) -> tuple[str, Applied[T]] | None:
+        payment_id = find_payment_id(tx, provider, references)
+        if payment_id is None:
+            return None
+        result = update_payment(
+            tx, payment_id, change, source=f"webhook:{provider}:{event_type}", now=now
+        )
+        if result is None:
+            return None
+        before, after, note = result
+        return payment_id, Applied(before, after, note)
+
+    outcome = apply_with(
+        tx, provider, provider_event_id, event_id, event_type, detail, target, now
+    )
+    return outcome.note if isinstance(outcome, Done) else outcome
+
+
+def apply_with(
+    tx: Tx,
+    provider: str,
+    provider_event_id: str,
+    event_id: str,
+    event_type: str,
+    detail: dict[str, Any],
+    target: Target[T],
+    now: float,
+) -> Done[T] | Duplicate | Orphan:
+    """Record the event and apply it with `target`, once: a redelivery is a Duplicate."""
     body = orjson.dumps(detail).decode()
     inserted = tx.run(
         "INSERT INTO provider_events (provider, provider_event_id, event_id, state, type, "
@@ -67,12 +109,7 @@ def apply_event(
                      provider_event_id)
         if row is not None and row[0] == "applied":
             return Duplicate()
-    payment_id = find_payment_id(tx, provider, references)
-    result = None
-    if payment_id is not None:
-        result = update_payment(
-            tx, payment_id, change, source=f"webhook:{provider}:{event_type}", now=now
-        )
+    result = target(tx)
     if result is None:
         tx.run(
             f"UPDATE provider_events SET state = 'orphan', detail = ?, received_at = ? {_WHERE}",
@@ -82,14 +119,14 @@ def apply_event(
             provider_event_id,
         )
         return Orphan()
+    payment_id, note = result
     tx.run(
         f"UPDATE provider_events SET state = 'applied', payment_id = ? {_WHERE}",
         payment_id,
         provider,
         provider_event_id,
     )
-    before, after, note = result
-    return Applied(before, after, note)
+    return Done(payment_id, note)
 
 
 def orphans(tx: Tx, provider: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

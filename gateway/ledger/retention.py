@@ -3,6 +3,7 @@
 A settled idempotency claim goes after 24 hours (the key may then be used again, as at the
 providers); a claim whose outcome is unknown stays until it is resolved, as do payments that
 have not reached a settled status: pruning them would forget which provider holds them.
+Refunds go with the same retention once settled; a pending one stays.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Pruned:
     claims: int
     payments: int
     events: int
+    refunds: int = 0
 
 
 def prune(tx: Tx, now: float, retention_s: float) -> Pruned:
@@ -36,4 +38,9 @@ def prune(tx: Tx, now: float, retention_s: float) -> Pruned:
     )
     tx.run("DELETE FROM payment_attempts WHERE at < ?", cutoff)
     events = tx.run("DELETE FROM provider_events WHERE received_at < ?", cutoff)
-    return Pruned(claims, payments, events)
+    refunds = tx.run(
+        "DELETE FROM refunds WHERE status IN ('succeeded', 'failed', 'canceled') "
+        "AND state <> 'sending' AND updated_at < ?",
+        cutoff,
+    )
+    return Pruned(claims, payments, events, refunds)

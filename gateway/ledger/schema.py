@@ -1,7 +1,11 @@
 """The ledger's schema: numbered forward migrations, applied at start and by `ledger migrate`.
 
-`ledger_meta.schema_version` says which migrations a database has. A database newer than
-this code (migrated by a later release) is refused: this code could misread its rows.
+`ledger_meta.applied_migrations` lists the migrations a database has, and `schema_version`
+the highest of them. Every migration of this code a database lacks is applied, in list
+order, gaps included: branches developed side by side number their migrations apart, and
+a database migrated by one of them still gets the other's when both are merged. A database
+with a migration this code does not know (migrated by a later release) is refused: this
+code could misread its rows.
 Migrations take the write lock first (SQLite `BEGIN IMMEDIATE`, a PostgreSQL advisory
 lock), so processes starting together apply each migration once.
 
@@ -91,9 +95,44 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX provider_events_received ON provider_events (received_at)",
         ],
     ),
+    (
+        3,
+        "refunds",
+        [
+            # One row a refund the gateway asked for. `state` is the gateway's own: `sending`
+            # while a request holds it (under its fence `token`), `sent` once the provider's
+            # answer is recorded, `unknown` when that answer never came. `status` is the
+            # refund's, moved forward by answers and webhooks alike.
+            """CREATE TABLE refunds (
+                refund_id TEXT PRIMARY KEY,
+                payment_id TEXT NOT NULL,
+                client_id TEXT NOT NULL,
+                idem_key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                provider_reference TEXT,
+                amount BIGINT NOT NULL,
+                currency TEXT NOT NULL,
+                reason TEXT,
+                status TEXT NOT NULL,
+                state TEXT NOT NULL,
+                token TEXT NOT NULL,
+                since DOUBLE PRECISION NOT NULL,
+                http_status INTEGER,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                version BIGINT NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX refunds_key ON refunds (client_id, idem_key)",
+            "CREATE INDEX refunds_payment ON refunds (payment_id)",
+            "CREATE INDEX refunds_provider_reference ON refunds (provider, provider_reference)",
+            "CREATE INDEX refunds_updated ON refunds (updated_at)",
+        ],
+    ),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(number for number, _title, _statements in MIGRATIONS)
+KNOWN = frozenset(number for number, _title, _statements in MIGRATIONS)
 
 
 def _ensure_meta(tx: Tx) -> None:
@@ -105,37 +144,63 @@ def current_version(tx: Tx) -> int:
     return int(row[0]) if row else 0
 
 
+def applied_migrations(tx: Tx) -> set[int]:
+    """The migrations the database has. One migrated before they were listed has every
+    migration up to its version (they were applied in order then)."""
+    row = tx.one("SELECT value FROM ledger_meta WHERE name = 'applied_migrations'")
+    if row is not None:
+        return {int(n) for n in str(row[0]).split(",") if n.strip()}
+    return set(range(1, current_version(tx) + 1))
+
+
+def _set_meta(tx: Tx, name: str, value: str) -> None:
+    tx.run(
+        "INSERT INTO ledger_meta (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        name,
+        value,
+    )
+
+
 def migrate(tx: Tx, target: int = LATEST) -> list[int]:
-    """Apply every migration above the database's version; the versions applied."""
+    """Apply every migration the database lacks (up to `target`), in list order; the
+    numbers applied."""
     if tx.dialect == "postgres":
         tx.one("SELECT pg_advisory_xact_lock(?)", _PG_MIGRATION_LOCK)
     _ensure_meta(tx)
-    version = current_version(tx)
+    have = applied_migrations(tx)
+    _refuse_unknown(have, current_version(tx))
+    applied: list[int] = []
+    for number, _title, statements in MIGRATIONS:
+        if number not in have and number <= target:
+            for statement in statements:
+                tx.run(statement)
+            applied.append(number)
+    if applied:
+        have |= set(applied)
+        _set_meta(tx, "applied_migrations", ",".join(str(n) for n in sorted(have)))
+        _set_meta(tx, "schema_version", str(max(have)))
+    return applied
+
+
+def _refuse_unknown(have: set[int], version: int) -> None:
+    unknown = sorted(have - KNOWN)
     if version > LATEST:
         raise LedgerTooNew(
             f"the ledger's schema is version {version}, newer than this gateway's {LATEST}: "
             "run the newer gateway, or restore a backup made for this one"
         )
-    applied: list[int] = []
-    for number, _title, statements in MIGRATIONS:
-        if version < number <= target:
-            for statement in statements:
-                tx.run(statement)
-            applied.append(number)
-    if applied:
-        tx.run(
-            "INSERT INTO ledger_meta (name, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            str(applied[-1]),
+    if unknown:
+        raise LedgerTooNew(
+            f"the ledger has migration(s) {', '.join(map(str, unknown))} this gateway does not "
+            f"know (its latest is {LATEST}): run the newer gateway, or restore a backup made "
+            "for this one"
         )
-    return applied
 
 
 def check_version(tx: Tx) -> int:
-    """The database's version (once migrated); LedgerTooNew when newer than this code."""
+    """The database's version (once migrated); LedgerTooNew when it has a migration this
+    code does not know."""
     version = current_version(tx)
-    if version > LATEST:
-        raise LedgerTooNew(
-            f"the ledger's schema is version {version}, newer than this gateway's {LATEST}"
-        )
+    _refuse_unknown(applied_migrations(tx), version)
     return version

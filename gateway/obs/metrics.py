@@ -119,6 +119,25 @@ class Metrics:
             ("route", "from_provider", "to_provider"),
             registry=r,
         )
+        self.payment_routing = Counter(
+            "gateway_payment_routing_total",
+            "New payments routed, by the routing rule that chose their providers (or default)",
+            ("rule",),
+            registry=r,
+        )
+        self.payment_declines = Counter(
+            "gateway_payment_declines_total",
+            "Card declines, by provider, kind (soft, hard) and whether the payment cascaded",
+            ("provider", "decline", "cascaded"),
+            registry=r,
+        )
+        self.refunds = Counter(
+            "gateway_refunds_total",
+            "Refunds asked of providers, by provider and outcome (pending, succeeded, failed, "
+            "unknown, refused)",
+            ("provider", "outcome"),
+            registry=r,
+        )
         self.idempotent_replays = Counter(
             "gateway_idempotent_replays_total",
             "Payment requests answered from the idempotency store",

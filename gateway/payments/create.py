@@ -9,6 +9,10 @@ The order of things is what makes a double charge impossible:
    (`policies.failover`); an outcome that may have taken money ends in 202 `processing`
    with that provider as the owner, and a replay of the key asks that provider only;
 4. the answer and the payment are recorded in one transaction.
+
+The providers come in the order the route's rules give (`gateway.payments.routing`), and
+a deposit a provider declined softly (no money taken) moves on to the next one when the
+route cascades soft declines; a hard decline is the answer (`policies.failover`).
 """
 
 from __future__ import annotations
@@ -18,29 +22,34 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from adapters.base import PaymentRequest, PaymentResult, ProviderError
 from gateway.ledger.database import LedgerUnavailable
 from gateway.ledger.payments import PaymentRecord
-from gateway.payments import ids as payment_ids
-from gateway.payments.records import Attempt, action_for, new_record
-from gateway.payments.status import advance
+from gateway.payments.records import Attempt, new_record
+from gateway.payments.replays import resolve_orphan, resolve_unknown
+from gateway.payments.routing import route_of
+from gateway.payments.sending import (
+    create_once,
+    finish,
+    in_progress,
+    payment_request,
+    store_unavailable,
+)
 from gateway.problems import ApiError
-from gateway.upstream.calls import AttemptFailed, call_provider
+from gateway.upstream.calls import AttemptFailed
 from gateway.upstream.selection import Selection, no_provider
-from policies.failover import Step, payment_step
+from policies.failover import Step, decline_step, payment_step
 from policies.idempotency import (
     Claimed,
-    ClaimRecord,
     LostClaim,
     Replay,
     Verdict,
     fingerprint,
     judge,
 )
+from policies.routing import Routed
 
 if TYPE_CHECKING:
     from gateway.runtime.gateway import Gateway, Runtime
-    from gateway.upstream.providers import ProviderState
 
 log = logging.getLogger("gateway.payments")
 WAIT_S = 10.0  # a double-click waits this long for the first request's answer
@@ -62,22 +71,24 @@ async def create(
     fp = fingerprint(client_id, body)
     # Chosen before the claim, so the claim itself names the provider asked first: one
     # ledger write fewer on every payment.
-    selection = gw.selection(rt, "payments.create")
+    routed = route_of(rt, client_id, idempotency_key, body)
+    selection = gw.selection(rt, "payments.create", order=routed.providers)
     candidates, unable = _able(gw, rt, selection.candidates, body)
     first = candidates[0] if candidates else None
     claim = await _claim(gw, client_id, idempotency_key, fp, first)
     if isinstance(claim, Replay):
         record = claim.record
         if record.unknown and record.owner:
-            return await _resolve_unknown(gw, rt, client_id, idempotency_key, body, record)
+            return await resolve_unknown(gw, rt, client_id, idempotency_key, body, record)
         gw.metrics.idempotent_replays.inc()
         return int(record.http_status or 200), record.answer, True
     if claim.owner is not None:
-        return await _resolve_orphan(gw, rt, claim, body)
+        return await resolve_orphan(gw, rt, claim, body)
+    gw.metrics.payment_routing.labels(routed.rule).inc()
     attempts: list[Attempt] = []
     try:
         status, payment, owner = await _attempt_all(
-            gw, rt, claim, body, attempts, selection, candidates, unable
+            gw, rt, claim, body, attempts, selection, routed, candidates, unable
         )
     except _Refused as refused:
         try:
@@ -86,7 +97,7 @@ async def create(
             # The claim lapses after its lease; its owner (if any) refused for certain.
             log.error("idempotency claim not released", extra={"error": str(exc)})
         raise refused.error from None
-    await _finish(gw, claim, status, payment, owner=owner, unknown=status == 202)
+    await finish(gw, claim, status, payment, owner=owner, unknown=status == 202)
     return status, payment.to_api(), False
 
 
@@ -113,74 +124,16 @@ async def _claim(
             # In progress elsewhere: watch it with reads, claim again only when it changed.
             while True:
                 if time.monotonic() >= deadline:
-                    raise _in_progress()
+                    raise in_progress()
                 await asyncio.sleep(POLL_S)
                 current = await gw.ledger.claim_record(client_id, key)
                 if judge(current, fp, time.time(), lease_s=lease_s) is not Verdict.WAIT:
                     break
     except LedgerUnavailable as exc:
-        raise _store_unavailable(exc) from None
-
-
-def _store_unavailable(exc: Exception) -> ApiError:
-    log.error("payment refused: the ledger is unavailable", extra={"error": str(exc)})
-    return ApiError(
-        "idempotency_store_unavailable",
-        "payments are paused while the ledger is unreachable; retry shortly",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _in_progress() -> ApiError:
-    return ApiError(
-        "idempotency_conflict",
-        "a request with this Idempotency-Key is still in progress; retry shortly",
-        headers={"Retry-After": "1"},
-    )
-
-
-async def _finish(
-    gw: Gateway,
-    held: Claimed,
-    status: int,
-    payment: PaymentRecord,
-    *,
-    owner: str | None,
-    unknown: bool,
-) -> None:
-    """Record the answer; a ledger that fails now must not lose the client's answer.
-
-    The claim then still names its owner: after its lease a replay asks that provider again
-    with the same provider key, which hands back this same payment.
-    """
-    try:
-        await gw.ledger.finish(
-            held, status, payment.to_api(), payment, owner=owner, unknown=unknown
-        )
-    except LedgerUnavailable as exc:
-        log.error(
-            "payment answered but not recorded",
-            extra={"payment_id": payment.payment_id, "error": str(exc)},
-        )
-    except LostClaim:
-        log.warning("payment not recorded: another request holds the key now")
+        raise store_unavailable(exc) from None
 
 
 # ---- sending -------------------------------------------------------------------------
-
-
-def _payment_request(held: Claimed, provider: str, body: dict[str, Any]) -> PaymentRequest:
-    return PaymentRequest(
-        type=body["type"],
-        amount=body["amount"],
-        currency=body["currency"],
-        player_id=body["player_id"],
-        method_type=body["method"]["type"],
-        return_url=body.get("return_url"),
-        metadata=body.get("metadata", {}),
-        reference=payment_ids.gateway_reference(held.client_id, held.key),
-        idempotency_key=payment_ids.provider_idempotency_key(held.client_id, held.key, provider),
-    )
 
 
 async def _stamp(gw: Gateway, held: Claimed, provider: str) -> None:
@@ -188,9 +141,9 @@ async def _stamp(gw: Gateway, held: Claimed, provider: str) -> None:
     try:
         await gw.ledger.stamp_owner(held, provider)
     except LedgerUnavailable as exc:
-        raise _Refused(_store_unavailable(exc)) from None
+        raise _Refused(store_unavailable(exc)) from None
     except LostClaim:
-        raise _Refused(_in_progress()) from None
+        raise _Refused(in_progress()) from None
 
 
 async def _attempt_all(
@@ -200,6 +153,7 @@ async def _attempt_all(
     body: dict[str, Any],
     attempts: list[Attempt],
     selection: Selection,
+    routed: Routed,
     candidates: tuple[str, ...],
     unable: list[tuple[str, str]],
 ) -> tuple[int, PaymentRecord, str | None]:
@@ -209,19 +163,25 @@ async def _attempt_all(
         raise _Refused(_nobody_takes(body, unable))
     failures: list[AttemptFailed] = []
     secret = rt.config.payment_id_secret
+    route = rt.config.routes["payments.create"]
+    cascade = route.cascade_soft_declines and body["type"] == "deposit"
+    rule = routed.rule
     for i, name in enumerate(candidates):
         state = rt.providers[name]
-        request = _payment_request(held, name, body)
+        request = payment_request(held, name, body)
         retries_left = rt.config.payment_retries
         owned = False  # may an earlier attempt here have taken the money?
+        has_next = i + 1 < len(candidates)
         if not (i == 0 and held.stamped == name):
             await _stamp(gw, held, name)
         while True:
             try:
-                result = await _create_once(gw, state, request)
+                result = await create_once(gw, state, request)
             except AttemptFailed as failed:
                 failures.append(failed)
-                attempts.append(Attempt(name, failed.outcome, failed.provider_code))
+                attempts.append(
+                    Attempt(name, failed.outcome, failed.provider_code, rule, failed.decline)
+                )
                 step = payment_step(
                     succeeded=False,
                     maybe_delivered=failed.maybe_delivered,
@@ -230,8 +190,11 @@ async def _attempt_all(
                     retries_left=retries_left,
                     owned=owned,
                     final=failed.final,
+                    cascade=cascade and failed.decline == "soft" and has_next,
                 )
                 owned = owned or (failed.maybe_delivered and not failed.failover_safe)
+                if failed.decline is not None:
+                    _count_decline(gw, name, failed.decline, step)
                 if step is Step.RETRY_SAME:
                     retries_left -= 1
                     continue
@@ -243,10 +206,23 @@ async def _attempt_all(
                     return 202, record, name
                 if step is Step.REJECT:
                     raise _Refused(_rejected(failed)) from None
-                if i + 1 < len(candidates):
+                if has_next:
                     gw.metrics.failovers.labels("payments.create", name, candidates[i + 1]).inc()
                 break
-            attempts.append(Attempt(name, "ok"))
+            declined = result.status == "failed"
+            if declined:
+                attempts.append(
+                    Attempt(name, "declined", result.decline_code, rule, result.decline)
+                )
+                # A definite decline took no money: a soft one may go on (policies.failover).
+                step = decline_step(result.decline, cascade_soft_declines=cascade and has_next)
+                if result.decline is not None:
+                    _count_decline(gw, name, result.decline, step)
+                if step is Step.FAILOVER:
+                    gw.metrics.failovers.labels("payments.create", name, candidates[i + 1]).inc()
+                    break
+            else:
+                attempts.append(Attempt(name, "ok", None, rule))
             record = new_record(
                 held, request, name, status=result.status,
                 provider_reference=result.provider_reference, next_action=result.next_action,
@@ -254,6 +230,11 @@ async def _attempt_all(
             )
             return 201, record, None
     raise _Refused(_all_failed(failures))
+
+
+def _count_decline(gw: Gateway, provider: str, decline: str, step: Step) -> None:
+    cascaded = "true" if step is Step.FAILOVER else "false"
+    gw.metrics.payment_declines.labels(provider, decline, cascaded).inc()
 
 
 def _able(
@@ -278,132 +259,18 @@ def _able(
 
 def _nobody_takes(body: dict[str, Any], unable: list[tuple[str, str]]) -> ApiError:
     what = f"{body['type']} by {body['method']['type']} in {body['currency']}"
+    reasons = "; ".join(f"{name} {why}" for name, why in unable)
+    if body["type"] == "withdrawal":
+        return ApiError(
+            "unsupported_withdrawal_method",
+            f"no provider of this route can pay out a {what}: {reasons}",
+            provider_code="unsupported_payment_method",
+        )
     return ApiError(
         "provider_rejected",
-        f"no provider of this route takes a {what}: "
-        + "; ".join(f"{name} {why}" for name, why in unable),
+        f"no provider of this route takes a {what}: {reasons}",
         provider_code="unsupported_payment_method",
     )
-
-
-async def _create_once(gw: Gateway, state: ProviderState, request: PaymentRequest) -> PaymentResult:
-    adapter = state.adapter
-    try:
-        upstream_request = adapter.create_request(request)
-    except ProviderError as exc:
-        # Refused before sending (e.g. an operation this provider does not offer).
-        raise AttemptFailed(
-            state.name,
-            "unsupported",
-            exc.message,
-            maybe_delivered=False,
-            failover_safe=True,
-            provider_code=exc.provider_code,
-        ) from None
-
-    def parse(response: Any) -> PaymentResult:
-        result: PaymentResult = adapter.parse_create(response, request)
-        return result
-
-    return await call_provider(gw, state, "payments.create", upstream_request, parse)
-
-
-# ---- replays of payments whose outcome was unknown -----------------------------------------
-
-
-async def _resolve_orphan(
-    gw: Gateway, rt: Runtime, held: Claimed, body: dict[str, Any]
-) -> tuple[int, dict[str, Any], bool]:
-    """The request holding this key stopped after naming `held.owner` and before any answer
-    was recorded: ask that provider again, same provider key, and no other one, ever."""
-    owner = held.owner
-    assert owner is not None
-    request = _payment_request(held, owner, body)
-    secret = rt.config.payment_id_secret
-    state = rt.providers.get(owner)
-    attempts: list[Attempt] = []
-    result = None
-    if state is not None:
-        try:
-            result = await _create_once(gw, state, request)
-            attempts.append(Attempt(owner, "ok"))
-        except AttemptFailed as failed:
-            attempts.append(Attempt(owner, failed.outcome, failed.provider_code))
-    if result is None:
-        record = new_record(
-            held, request, owner, status="processing", provider_reference=None,
-            next_action=None, attempts=attempts, id_secret=secret,
-        )
-        await _finish(gw, held, 202, record, owner=owner, unknown=True)
-        return 202, record.to_api(), True
-    record = new_record(
-        held, request, owner, status=result.status, provider_reference=result.provider_reference,
-        next_action=result.next_action, attempts=attempts, id_secret=secret,
-    )
-    await _finish(gw, held, 201, record, owner=None, unknown=False)
-    return 201, record.to_api(), True
-
-
-async def _resolve_unknown(
-    gw: Gateway,
-    rt: Runtime,
-    client_id: str,
-    key: str,
-    body: dict[str, Any],
-    claim: ClaimRecord,
-) -> tuple[int, dict[str, Any], bool]:
-    """A replay of a payment answered 202: learn its outcome from its owner, same key.
-
-    The provider dedupes on the key, so this can only learn the outcome, never charge again,
-    and no other provider is ever asked. What the ledger learnt meanwhile (a webhook, a
-    read-back) is kept: statuses only move forward.
-    """
-    owner = claim.owner
-    assert owner is not None
-    stored: dict[str, Any] = claim.answer
-    try:
-        payment = await gw.ledger.payment(claim.payment_id) if claim.payment_id else None
-    except LedgerUnavailable:
-        return 202, stored, True
-    if payment is not None and (payment.provider_reference or payment.status != "processing"):
-        return await _settled(gw, client_id, key, payment)  # a webhook or a read-back knew
-    state = rt.providers.get(owner)
-    if state is None or payment is None:
-        return 202, stored, True
-    request = _payment_request(Claimed(client_id, key, claim.fingerprint, ""), owner, body)
-    try:
-        result = await _create_once(gw, state, request)
-    except AttemptFailed:
-        return 202, payment.to_api(), True
-
-    def learn(current: PaymentRecord) -> tuple[PaymentRecord, None]:
-        status = advance(current.status, result.status)
-        action = result.next_action.to_dict() if result.next_action else current.next_action
-        return current.replace(
-            status=status,
-            provider_reference=current.provider_reference or result.provider_reference,
-            next_action=action_for(status, action),
-            attempts=(*current.attempts, Attempt(owner, "ok").to_dict()),
-        ), None
-
-    try:
-        changed = await gw.ledger.update_payment(payment.payment_id, learn, source="replay")
-    except LedgerUnavailable:
-        return 201, learn(payment)[0].to_api(), True
-    if changed is None:
-        return 202, payment.to_api(), True
-    return await _settled(gw, client_id, key, changed[1])
-
-
-async def _settled(
-    gw: Gateway, client_id: str, key: str, payment: PaymentRecord
-) -> tuple[int, dict[str, Any], bool]:
-    answer = payment.to_api()
-    try:
-        await gw.ledger.settle_unknown(client_id, key, answer)
-    except LedgerUnavailable as exc:
-        log.error("replay answer not recorded", extra={"error": str(exc)})
-    return 201, answer, True
 
 
 # ---- what to tell the client when no provider holds the payment ----------------------------

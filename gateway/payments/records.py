@@ -16,11 +16,22 @@ from policies.idempotency import Claimed
 @dataclass
 class Attempt:
     provider: str
-    outcome: str
+    outcome: str  # ok | declined | the failure (refused, timeout, rejected, unsupported...)
     error_code: str | None = None
+    rule: str | None = None  # the routing rule that chose the provider order
+    decline: str | None = None  # soft | hard, for a decline the adapter could read
 
     def to_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "outcome": self.outcome, "error_code": self.error_code}
+        out: dict[str, Any] = {
+            "provider": self.provider,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+        }
+        if self.rule is not None:
+            out["rule"] = self.rule
+        if self.decline is not None:
+            out["decline"] = self.decline
+        return out
 
 
 def new_record(

@@ -1,4 +1,4 @@
-"""How a payment's status may change: forward only, whatever path writes it.
+"""How a payment's (and a refund's) status may change: forward only, whatever path writes it.
 
     pending -> requires_action -> processing -> succeeded | failed
     succeeded -> canceled | refunded | reversed      (news after the money moved)
@@ -53,6 +53,35 @@ def next_status(current: str, event_type: str) -> tuple[str, bool]:
     if wanted is None:
         return current, False
     status = advance(current, wanted)
+    if wanted == "refunded" and current == "refunded":
+        # Only events make a payment refunded (a webhook, or the gateway's own refunds
+        # completing it), and whichever came first announced it.
+        return status, False
     # Announced also when the status already was `wanted` (a read-back may have learnt it
     # from the provider first): the backend hears of every outcome from an event.
     return status, status == wanted
+
+
+def payout_event(current: str, event_type: str) -> str:
+    """A payout's provider event as the payment sees it: a payout that fails after it
+    succeeded came back from the bank, which is news of its own (`reversed`)."""
+    if current == "succeeded" and event_type == "payment.failed":
+        return "payment.reversed"
+    return event_type
+
+
+# A refund: pending -> succeeded -> failed (a refund can bounce after it succeeded: the money
+# came back), or pending -> failed | canceled. failed and canceled are final.
+REFUND_RANK = {"pending": 0, "succeeded": 1, "failed": 2, "canceled": 2}
+REFUND_FINAL = frozenset({"failed", "canceled"})
+STATUS_OF_REFUND_EVENT = {
+    "refund.succeeded": "succeeded",
+    "refund.failed": "failed",
+    "refund.canceled": "canceled",
+}
+
+
+def advance_refund(current: str, new: str) -> str:
+    if current in REFUND_FINAL or new not in REFUND_RANK:
+        return current
+    return new if REFUND_RANK[new] >= REFUND_RANK.get(current, 0) else current

@@ -1,8 +1,8 @@
 """Provider webhooks applied to payments (received at POST /v1/webhooks/{provider}).
 
-`{provider}` is a configured provider whose adapter verifies webhooks (Stripe, Adyen); any
-other name is a 404. The raw body (at most 1 MiB) is verified by the adapter exactly as it
-arrived; a missing, wrong or stale signature, or a changed body, is a 401 problem
+`{provider}` is a configured provider whose adapter verifies webhooks (Stripe, Adyen,
+Trustly); any other name is a 404. The raw body (at most 1 MiB) is verified by the adapter
+exactly as it arrived; a missing, wrong or stale signature, or a changed body, is a 401 problem
 (`unauthorized`) and changes nothing. The policy step (`apply_policies`) asks no API key
 here: the provider's signature is the authentication.
 
@@ -14,30 +14,35 @@ Each verified event, in one ledger transaction (`gateway.ledger.provider_events`
 - for a payment the ledger does not know, is acknowledged and kept as an orphan with a log
   line, so it can be reconciled by hand, not refused (the provider would retry for days);
 - moves the payment's status forward only (`gateway.payments.status`): a cancellation,
-  refund or chargeback after `succeeded` is a new state, announced as a new event;
-- when it is news for the payment, goes out as a normalized event (`gateway.events`).
+  refund or chargeback after `succeeded` is a new state, announced as a new event; a
+  payout's event is read as the provider means it for payouts (`withdrawal_type`);
+- when it is news for the payment, goes out as a normalized event
+  (`gateway.payments.announcements`: `payment.*`, or `payout.*` for a withdrawal).
 
-The answer is the provider's acknowledgement (Adyen needs the literal `[accepted]`). When
-the ledger is unreachable the answer is 503, so the provider delivers the event again.
+Refund events (`refund.*`) are applied to the refund they name by
+`gateway.payments.refund_webhooks`, in the same way.
+
+The answer is the provider's acknowledgement (Adyen needs the literal `[accepted]`, Trustly a
+signed JSON-RPC result). When the ledger is unreachable the answer is 503, so the provider
+delivers the event again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import time
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import PaymentEvent
-from gateway.ledger.payments import PaymentRecord, iso
+from gateway.ledger.payments import PaymentRecord
 from gateway.ledger.provider_events import Applied, Duplicate
+from gateway.payments.announcements import gateway_event_id, payment_event
 from gateway.payments.records import action_for
-from gateway.payments.status import next_status
+from gateway.payments.refund_webhooks import handle_refund_event
+from gateway.payments.status import next_status, payout_event
 from policies.ports import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -49,9 +54,7 @@ Locks = weakref.WeakValueDictionary[str, asyncio.Lock]
 Publish = Callable[[Mapping[str, Any], str | None], None]
 
 
-def gateway_event_id(provider: str, provider_event_id: str) -> str:
-    digest = hashlib.sha256(f"{provider}\x00{provider_event_id}".encode()).hexdigest()
-    return "evt_" + digest[:32]
+__all__ = ["Locks", "Publish", "gateway_event_id", "handle_event"]
 
 
 async def handle_event(
@@ -61,22 +64,27 @@ async def handle_event(
 
     Raises LedgerUnavailable when it could not be recorded (the provider then retries)."""
     event_id = gateway_event_id(provider, event.event_id)
+    if event.type.startswith("refund."):
+        lock = _lock(locks, f"{provider}:{event.provider_reference or event.merchant_reference}")
+        async with lock:
+            await handle_refund_event(gw, provider, event, event_id, publish)
+        return
 
-    def change(current: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        status, announce = next_status(current.status, event.type)
+    def change(current: PaymentRecord) -> tuple[PaymentRecord, tuple[bool, str]]:
+        event_type = event.type
+        if current.type == "withdrawal":
+            event_type = payout_event(current.status, event.withdrawal_type or event.type)
+        status, announce = next_status(current.status, event_type)
         updated = current.replace(
             status=status,
             # A payment whose create answer was lost (202 processing) learns its reference.
             provider_reference=current.provider_reference or event.provider_reference,
             next_action=action_for(status, current.next_action),
         )
-        return updated, announce
+        return updated, (announce, event_type)
 
     # One payment's events are applied and announced one at a time, in arrival order.
-    lock_key = f"{provider}:{event.provider_reference or event.merchant_reference}"
-    lock = locks.get(lock_key)
-    if lock is None:
-        lock = locks[lock_key] = asyncio.Lock()
+    lock = _lock(locks, f"{provider}:{event.provider_reference or event.merchant_reference}")
     async with lock:
         outcome = await gw.ledger.apply_provider_event(
             provider,
@@ -113,11 +121,23 @@ async def handle_event(
                 "type": event.type,
                 "from_status": before.status,
                 "to_status": after.status,
-                "announced": outcome.note,
+                "announced": outcome.note[0],
             },
         )
-        if outcome.note:
-            publish(_announcement(event_id, provider, event, after), after.player_id)
+        announce, event_type = outcome.note
+        if announce:
+            announcement = payment_event(
+                event_id, event_type, after, amount=event.amount, currency=event.currency,
+                occurred_at=event.occurred_at,
+            )
+            publish(announcement, after.player_id)
+
+
+def _lock(locks: Locks, key: str) -> asyncio.Lock:
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
 
 
 def _detail(event: PaymentEvent) -> dict[str, Any]:
@@ -128,31 +148,3 @@ def _detail(event: PaymentEvent) -> dict[str, Any]:
         "currency": event.currency,
         "occurred_at": event.occurred_at,
     }
-
-
-def _announcement(
-    event_id: str, provider: str, event: PaymentEvent, payment: PaymentRecord
-) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "type": event.type,
-        "payment_id": payment.payment_id,
-        "provider": provider,
-        "provider_reference": payment.provider_reference,
-        "amount": event.amount if event.amount is not None else payment.amount,
-        "currency": (event.currency or payment.currency).upper(),
-        "occurred_at": utc(event.occurred_at) or iso(time.time()),
-    }
-
-
-def utc(value: str | None) -> str | None:
-    """An ISO 8601 time as `YYYY-MM-DDTHH:MM:SSZ` (the API's form), None if unreadable."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,9 +137,14 @@ class Gateway:
         return runtime
 
     def selection(
-        self, rt: Runtime, op: str, offered_by: Collection[str] | None = None
+        self,
+        rt: Runtime,
+        op: str,
+        offered_by: Collection[str] | None = None,
+        order: Sequence[str] | None = None,
     ) -> Selection:
-        """Which providers of `op`'s route to try now, in order (see `select`)."""
+        """Which providers of `op`'s route to try now, in order (see `select`); `order`, when
+        given, is the one a routing rule chose instead of the route's own."""
         route = rt.config.routes.get(op)
         if route is None:
             raise ApiError(
@@ -147,12 +152,13 @@ class Gateway:
                 f"no route is configured for {op}",
                 headers={"Retry-After": "5"},
             )
+        names = route.providers if order is None else tuple(order)
         views = {
             name: state.view(op, self.cooldowns.blocked_for(name))
             for name, state in rt.providers.items()
-            if name in route.providers
+            if name in names
         }
-        return select(route.providers, views, offered_by)
+        return select(names, views, offered_by)
 
     def _on_breaker_change(self, provider: str, kind: str, old: str, new: str) -> None:
         self.metrics.breaker_state.labels(provider, kind).set(BREAKER_STATES.get(new, 0))

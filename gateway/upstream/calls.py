@@ -74,6 +74,7 @@ class AttemptFailed(Exception):
         status: int | None = None,
         retry_after_s: float | None = None,
         final: bool = False,
+        decline: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.provider = provider
@@ -86,6 +87,7 @@ class AttemptFailed(Exception):
         self.status = status
         self.retry_after_s = retry_after_s
         self.final = final  # a definite refusal (no money) no other provider should see
+        self.decline = decline  # soft | hard, when the refusal is a card decline
 
     @property
     def public_detail(self) -> str:
@@ -227,6 +229,7 @@ async def call_provider(
             status=err.status,
             retry_after_s=err.retry_after_s,
             final=err.final,
+            decline=err.decline,
         ) from None
     finally:
         elapsed = time.perf_counter() - started

@@ -24,6 +24,7 @@ BREAKER_KINDS = {
     "games.launch": "launch",
     "payments.create": "payment_create",
     "payments.get": "payment_get",
+    "payments.refund": "payment_refund",
 }
 
 

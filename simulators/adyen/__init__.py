@@ -17,8 +17,19 @@ errorCode "704" "request already processed or in progress", errorType "validatio
 answer Adyen gives for a key it already holds. Rejected requests (401/403/4xx validation)
 are not stored, so their key may be used again.
 
+- `POST /v71/payments/{pspReference}/refunds` (`simulators.adyen.modifications`): a refund
+  of an authorised payment, at most what is left of it, answers 201 ``received``; its
+  outcome is sent by `POST /_sim/refunds/{pspReference}/complete` with `{"outcome":
+  "refunded" | "failed"}` as a REFUND notification.
+- `POST /btl/v4/transfers` (`simulators.adyen.transfers`): payouts, answered with a
+  ``received`` Transfer; `POST /_sim/transfers/{id}/complete` with `{"status": "booked" |
+  "failed" | "returned"}` sends its ``balancePlatform.transfer.updated`` webhook, signed in
+  the ``HmacSignature`` header.
+
 Magic amounts (`amount.value`):
-- 5000002: ``Refused``, refusalReason "Refused", refusalReasonCode "2" (a decline).
+- 5000002: ``Refused``, refusalReason "Refused", refusalReasonCode "2" (a soft decline).
+- 5000012: ``Refused``, refusalReason "Not enough balance", refusalReasonCode "12" (a hard
+  decline).
 - 5000500: the payment is recorded, then the answer is HTTP 500 ("000", "internal"): the
   caller cannot know whether money moved. A retry with the same Idempotency-Key gets the
   payment's real answer, as a lost answer would on Adyen.
@@ -49,6 +60,7 @@ working.
 
 from simulators.adyen.api import (
     MAGIC_INTERNAL_ERROR,
+    MAGIC_NOT_ENOUGH_BALANCE,
     MAGIC_REFUSED,
     PAYMENT_METHODS,
     PAYMENT_METHODS_PATH,
@@ -75,6 +87,7 @@ from simulators.adyen.webhooks import complete, sign_notification
 __all__ = [
     "DEFAULT_PORT",
     "MAGIC_INTERNAL_ERROR",
+    "MAGIC_NOT_ENOUGH_BALANCE",
     "MAGIC_REFUSED",
     "MODIFICATIONS",
     "OUTCOMES",

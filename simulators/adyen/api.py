@@ -26,6 +26,12 @@ PAYMENT_METHODS_PATH = "/v71/paymentMethods"
 REDIRECT_BASE_URL = "https://checkoutshopper-test.adyen.example/redirect"
 
 MAGIC_REFUSED = 5000002
+# A hard decline: Adyen's refusal reason 12, "Not enough balance".
+MAGIC_NOT_ENOUGH_BALANCE = 5000012
+_REFUSALS = {
+    MAGIC_REFUSED: ("Refused", "2"),
+    MAGIC_NOT_ENOUGH_BALANCE: ("Not enough balance", "12"),
+}
 MAGIC_INTERNAL_ERROR = 5000500
 
 PAYMENT_METHODS: list[dict[str, Any]] = [
@@ -52,11 +58,11 @@ def error_response(status: int, message: str) -> web.Response:
     )
 
 
-def _validation(code: str, message: str, status: int = 422) -> AdyenFailure:
+def validation(code: str, message: str, status: int = 422) -> AdyenFailure:
     return AdyenFailure(status, code, message, "validation")
 
 
-async def _json_body(request: web.Request, state: AdyenState) -> dict[str, Any]:
+async def json_body(request: web.Request, state: AdyenState) -> dict[str, Any]:
     if request.headers.get("X-API-Key") != state.api_key:
         raise AdyenFailure(401, "000", "HTTP Status Response - Unauthorized", "security")
     try:
@@ -64,36 +70,36 @@ async def _json_body(request: web.Request, state: AdyenState) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):
-        raise _validation("000", "Unable to parse message.", status=400)
+        raise validation("000", "Unable to parse message.", status=400)
     if body.get("merchantAccount") != state.merchant_account:
         raise AdyenFailure(403, "901", "Invalid Merchant Account", "security")
     return body
 
 
-def _failure_response(failure: AdyenFailure) -> web.Response:
+def failure_response(failure: AdyenFailure) -> web.Response:
     return web.json_response(failure.body, status=failure.status)
 
 
 def _validate_payment(body: dict[str, Any]) -> tuple[int, str, str, str]:
     amount = body.get("amount")
     if not isinstance(amount, dict):
-        raise _validation("100", "Required object 'amount' is not provided.")
+        raise validation("100", "Required object 'amount' is not provided.")
     value = amount.get("value")
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _validation("137", "Invalid amount specified")
+        raise validation("137", "Invalid amount specified")
     currency = amount.get("currency")
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
-        raise _validation("138", "Unsupported currency specified")
+        raise validation("138", "Unsupported currency specified")
     reference = body.get("reference")
     if not isinstance(reference, str) or not reference.strip():
-        raise _validation("130", "Required field 'reference' is not provided.")
+        raise validation("130", "Required field 'reference' is not provided.")
     method = body.get("paymentMethod")
     method_type = method.get("type") if isinstance(method, dict) else None
     if not isinstance(method_type, str) or not method_type:
-        raise _validation("14_006", "Required object 'paymentMethod' is not provided.")
+        raise validation("14_006", "Required object 'paymentMethod' is not provided.")
     return_url = body.get("returnUrl")
     if not isinstance(return_url, str) or not return_url:
-        raise _validation("14_030", "Return URL is missing.")
+        raise validation("14_030", "Return URL is missing.")
     return value, currency, reference, method_type
 
 
@@ -103,7 +109,8 @@ def _payment_answer(payment: SimPayment) -> dict[str, Any]:
         "merchantReference": payment.reference,
     }
     if payment.state == "refused":
-        answer.update(resultCode="Refused", refusalReason="Refused", refusalReasonCode="2")
+        reason, code = _REFUSALS.get(payment.value, ("Refused", "2"))
+        answer.update(resultCode="Refused", refusalReason=reason, refusalReasonCode=code)
     elif payment.method_type == "scheme":
         answer["resultCode"] = "RedirectShopper"
         answer["action"] = {
@@ -117,13 +124,27 @@ def _payment_answer(payment: SimPayment) -> dict[str, Any]:
     return answer
 
 
+def replayed(state: AdyenState, key: str | None, body: Any) -> web.Response | None:
+    """The stored answer for this Idempotency-Key (704 for another body), or None."""
+    if key is None or key not in state.idempotency:
+        return None
+    stored = state.idempotency[key]
+    if stored.body != body:
+        reused = AdyenFailure(409, "704", "request already processed or in progress",
+                              "validation")
+        return failure_response(reused)
+    return web.json_response(
+        stored.answer, status=stored.status, headers={"Idempotency-Key": key}
+    )
+
+
 async def create_payment(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        body = await _json_body(request, state)
+        body = await json_body(request, state)
         value, currency, reference, method_type = _validate_payment(body)
     except AdyenFailure as failure:
-        return _failure_response(failure)
+        return failure_response(failure)
 
     key = request.headers.get("Idempotency-Key")
     echo = {"Idempotency-Key": key} if key else {}
@@ -132,11 +153,11 @@ async def create_payment(request: web.Request) -> web.Response:
         if stored.body != body:
             reused = AdyenFailure(409, "704", "request already processed or in progress",
                                   "validation")
-            return _failure_response(reused)
+            return failure_response(reused)
         return web.json_response(stored.answer, status=stored.status, headers=echo)
     if key is not None and key in state.in_flight:
         busy = AdyenFailure(409, "704", "request already processed or in progress", "validation")
-        return _failure_response(busy)
+        return failure_response(busy)
     if key is not None:
         state.in_flight.add(key)
     try:
@@ -168,7 +189,7 @@ def _create(
         value=value,
         currency=currency,
         method_type=method_type,
-        state="refused" if value == MAGIC_REFUSED else "pending",
+        state="refused" if value in _REFUSALS else "pending",
     )
     state.payments[psp] = payment
     answer = _payment_answer(payment)
@@ -188,7 +209,7 @@ def _create(
 
 async def payment_methods(request: web.Request) -> web.Response:
     try:
-        await _json_body(request, request.app[STATE])
+        await json_body(request, request.app[STATE])
     except AdyenFailure as failure:
-        return _failure_response(failure)
+        return failure_response(failure)
     return web.json_response({"paymentMethods": PAYMENT_METHODS})

@@ -19,7 +19,9 @@ from simulators.adyen.api import (
     payment_methods,
 )
 from simulators.adyen.control import complete_payment, list_payments, list_webhooks
+from simulators.adyen.modifications import complete_refund, refund_payment
 from simulators.adyen.state import STATE, AdyenState
+from simulators.adyen.transfers import TRANSFERS_PATH, complete_transfer, create_transfer
 
 DEFAULT_PORT = 9104
 
@@ -55,6 +57,10 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post(PAYMENTS_PATH, create_payment)
     app.router.add_post(PAYMENT_METHODS_PATH, payment_methods)
+    app.router.add_post(PAYMENTS_PATH + "/{psp}/refunds", refund_payment)
+    app.router.add_post(TRANSFERS_PATH, create_transfer)
+    app.router.add_post("/_sim/refunds/{psp}/complete", complete_refund)
+    app.router.add_post("/_sim/transfers/{id}/complete", complete_transfer)
     app.router.add_get("/_sim/payments", list_payments)
     app.router.add_post("/_sim/payments/{psp}/complete", complete_payment)
     app.router.add_get("/_sim/webhooks", list_webhooks)

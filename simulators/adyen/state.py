@@ -35,6 +35,7 @@ class SimPayment:
     currency: str
     method_type: str
     state: str  # pending | authorised | refused | cancelled | refunded
+    refunded: int = 0  # minor units asked back by refunds not failed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,47 @@ class SimPayment:
             "amount": {"value": self.value, "currency": self.currency},
             "paymentMethodType": self.method_type,
             "state": self.state,
+            "refunded": self.refunded,
+        }
+
+
+@dataclass
+class SimRefund:
+    psp_reference: str
+    payment: SimPayment
+    reference: str
+    value: int
+    state: str = "received"  # received | refunded | failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pspReference": self.psp_reference,
+            "paymentPspReference": self.payment.psp_reference,
+            "reference": self.reference,
+            "amount": {"value": self.value, "currency": self.payment.currency},
+            "state": self.state,
+        }
+
+
+@dataclass
+class SimTransfer:
+    id: str
+    reference: str
+    value: int
+    currency: str
+    balance_account_id: str
+    iban: str
+    status: str = "received"  # received | booked | failed | returned
+    sequence: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "amount": {"value": self.value, "currency": self.currency},
+            "balanceAccountId": self.balance_account_id,
+            "iban": self.iban,
+            "status": self.status,
         }
 
 
@@ -62,6 +104,8 @@ class AdyenState:
     hmac_key: bytes | None
     auto_complete_s: float | None
     payments: dict[str, SimPayment] = field(default_factory=dict)
+    refunds: dict[str, SimRefund] = field(default_factory=dict)
+    transfers: dict[str, SimTransfer] = field(default_factory=dict)
     idempotency: dict[str, StoredAnswer] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)  # keys whose first request still runs
     webhooks: list[dict[str, Any]] = field(default_factory=list)

@@ -51,21 +51,31 @@ async def complete(app: web.Application, psp: str, outcome: str) -> dict[str, An
     if payment.state not in allowed:
         raise ValueError(f"payment {psp} is {payment.state}; it cannot become {new_state}")
     payment.state = new_state
-    item = _notification_item(state, payment, event_code, success)
-    delivery = await _deliver(state, item) if state.webhook_url else None
+    item = notification_item(state, payment, event_code, success)
+    delivery = await deliver_item(state, item) if state.webhook_url else None
     return {"payment": payment.to_dict(), "notification": item, "delivery": delivery}
 
 
-def _notification_item(
-    state: AdyenState, payment: SimPayment, event_code: str, success: bool
+def notification_item(
+    state: AdyenState,
+    payment: SimPayment,
+    event_code: str,
+    success: bool,
+    *,
+    psp_reference: str | None = None,
+    value: int | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
+    """A signed NotificationRequestItem about `payment`; a modification (a refund given by
+    its own pspReference, value and reference) points at the payment it modifies."""
     item: dict[str, Any] = {
         "additionalData": {},
-        "amount": {"value": payment.value, "currency": payment.currency},
+        "amount": {"value": payment.value if value is None else value,
+                   "currency": payment.currency},
         "eventCode": event_code,
         "eventDate": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "merchantAccountCode": payment.merchant_account,
-        "merchantReference": payment.reference,
+        "merchantReference": payment.reference if reference is None else reference,
         "paymentMethod": "visa" if payment.method_type == "scheme" else payment.method_type,
         "pspReference": payment.psp_reference,
         "reason": "" if success else "Refused",
@@ -74,13 +84,13 @@ def _notification_item(
     if event_code in MODIFICATIONS:
         # A modification is its own transaction that points at the payment it modifies.
         item["originalReference"] = payment.psp_reference
-        item["pspReference"] = new_psp_reference()
+        item["pspReference"] = psp_reference or new_psp_reference()
     if state.hmac_key is not None:
         item["additionalData"]["hmacSignature"] = sign_notification(state.hmac_key, item)
     return item
 
 
-async def _deliver(state: AdyenState, item: dict[str, Any]) -> dict[str, Any]:
+async def deliver_item(state: AdyenState, item: dict[str, Any]) -> dict[str, Any]:
     assert state.webhook_url is not None and state.session is not None
     notification = {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
     record: dict[str, Any] = {"notification": notification, "status": None, "body": None,

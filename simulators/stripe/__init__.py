@@ -21,11 +21,16 @@ with the key as user name is accepted too, as Stripe does):
   ``Idempotent-Replayed: true``, including a saved 402 or 500; the same key with other
   parameters, or on another endpoint, is a 400 ``idempotency_error``. Keys do not expire.
 
+- ``POST /v1/refunds`` (`simulators.stripe.refunds`): refunds of a succeeded intent, with
+  ``refund.*`` and ``charge.refunded`` events; a bank debit's refund stays ``pending`` until
+  ``POST /_sim/refunds/{id}/complete``.
+
 Magic amounts, for failure tests:
 
 - ``4000002``: the intent is created, then declined: 402 ``card_error`` with ``code``
   ``card_declined``, ``decline_code`` ``generic_decline`` and ``error.payment_intent`` = the
   intent (status ``requires_payment_method`` with ``last_payment_error``).
+- ``4000051``: the same with ``decline_code`` ``insufficient_funds`` (a hard decline).
 - ``4000500``: the intent is created and stored, then the answer is a 500 ``api_error``: an
   ambiguous failure where the provider did act. A replay with the same Idempotency-Key
   returns the saved 500, as Stripe does; ``GET`` / the list show the intent.
@@ -61,6 +66,7 @@ version and form decoding). This module re-exports their public names, so
 from simulators.stripe.api import (
     API_ERROR_AMOUNT,
     DECLINE_AMOUNT,
+    HARD_DECLINE_AMOUNT,
     create_intent,
     get_intent,
     list_intents,
@@ -92,6 +98,7 @@ __all__ = [
     "DECLINE_AMOUNT",
     "DEFAULT_API_VERSION",
     "DEFAULT_PORT",
+    "HARD_DECLINE_AMOUNT",
     "KNOWN_PARAMS",
     "MAX_AMOUNT",
     "MUTABLE",

@@ -25,7 +25,8 @@ from simulators.stripe.wire import (
     request_version,
 )
 
-DECLINE_AMOUNT = 4000002
+DECLINE_AMOUNT = 4000002  # generic_decline: a soft decline
+HARD_DECLINE_AMOUNT = 4000051  # insufficient_funds: a hard decline
 API_ERROR_AMOUNT = 4000500
 
 _FORM = "application/x-www-form-urlencoded"
@@ -36,6 +37,51 @@ def _headers(request_id: str, version: str, key: str | None) -> dict[str, str]:
     if key is not None:
         headers["Idempotency-Key"] = key
     return headers
+
+
+def replay(
+    state: StripeState, key: str | None, endpoint: str, fingerprint: tuple[tuple[str, str], ...]
+) -> web.Response | None:
+    """The saved answer for this Idempotency-Key, as Stripe replays it; None when the key is
+    new (or absent). Raises Stripe's errors for a bad key, a key reused with other
+    parameters, and a key whose first request is still running."""
+    if key is None:
+        return None
+    if not key or len(key) > 255:
+        raise StripeApiError(
+            400, "Idempotency keys must be between 1 and 255 characters long.",
+            param="idempotency_key",
+        )
+    saved = state.idempotency.get(key)
+    if saved is not None:
+        if saved.endpoint != endpoint or saved.params != fingerprint:
+            raise StripeApiError(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters "
+                f"they were first used with. Try using a key other than '{key}' if you "
+                "meant to execute a different request.",
+                error_type="idempotency_error",
+            )
+        headers = _headers(f"req_{rand(14)}", saved.version, key)
+        headers["Idempotent-Replayed"] = "true"
+        headers["Original-Request"] = saved.request_id
+        return web.Response(
+            status=saved.status, body=saved.body, content_type="application/json",
+            headers=headers,
+        )
+    if key in state.in_flight:
+        raise StripeApiError(
+            409,
+            "There is currently another in-progress request using this Idempotent Key "
+            "(that probably means you submitted twice, and the other request is still "
+            f"going through): {key}. Please try again later.",
+            error_type="idempotency_error",
+        )
+    return None
+
+
+def headers_for(request_id: str, version: str, key: str | None) -> dict[str, str]:
+    return _headers(request_id, version, key)
 
 
 async def create_intent(request: web.Request) -> web.Response:
@@ -57,37 +103,10 @@ async def create_intent(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     endpoint = "POST /v1/payment_intents"
     fingerprint = tuple(sorted(pairs))
+    again = replay(state, key, endpoint, fingerprint)
+    if again is not None:
+        return again
     if key is not None:
-        if not key or len(key) > 255:
-            raise StripeApiError(
-                400, "Idempotency keys must be between 1 and 255 characters long.",
-                param="idempotency_key",
-            )
-        saved = state.idempotency.get(key)
-        if saved is not None:
-            if saved.endpoint != endpoint or saved.params != fingerprint:
-                raise StripeApiError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    f"they were first used with. Try using a key other than '{key}' if you "
-                    "meant to execute a different request.",
-                    error_type="idempotency_error",
-                )
-            headers = _headers(f"req_{rand(14)}", saved.version, key)
-            headers["Idempotent-Replayed"] = "true"
-            headers["Original-Request"] = saved.request_id
-            return web.Response(
-                status=saved.status, body=saved.body, content_type="application/json",
-                headers=headers,
-            )
-        if key in state.in_flight:
-            raise StripeApiError(
-                409,
-                "There is currently another in-progress request using this Idempotent Key "
-                "(that probably means you submitted twice, and the other request is still "
-                f"going through): {key}. Please try again later.",
-                error_type="idempotency_error",
-            )
         state.in_flight.add(key)
     try:
         hold_ms = request.app[FAULTS].hold_ms
@@ -112,8 +131,9 @@ def _create(
     state.intents[intent["id"]] = intent
     status: int
     payload: Any
-    if intent["amount"] == DECLINE_AMOUNT:
-        error = decline(intent, "generic_decline")
+    if intent["amount"] in (DECLINE_AMOUNT, HARD_DECLINE_AMOUNT):
+        reason = "generic_decline" if intent["amount"] == DECLINE_AMOUNT else "insufficient_funds"
+        error = decline(intent, reason)
         status, payload = 402, {"error": {**error, "payment_intent": copy.deepcopy(intent)}}
     elif intent["amount"] == API_ERROR_AMOUNT:
         message = "An unknown error occurred while processing your request."

@@ -13,6 +13,7 @@ from aiohttp import web
 from simulators import faults
 from simulators.stripe.api import create_intent, get_intent, list_intents, unknown_route
 from simulators.stripe.control import complete_intent, list_events, resend_event
+from simulators.stripe.refunds import complete_refund, create_refund
 from simulators.stripe.state import STATE, StripeState
 from simulators.stripe.wire import (
     VERSION_RE,
@@ -82,6 +83,8 @@ def create_app(
     app.router.add_post("/v1/payment_intents", create_intent)
     app.router.add_get("/v1/payment_intents", list_intents)
     app.router.add_get("/v1/payment_intents/{id}", get_intent)
+    app.router.add_post("/v1/refunds", create_refund)
+    app.router.add_post("/_sim/refunds/{id}/complete", complete_refund)
     app.router.add_post("/_sim/payment_intents/{id}/complete", complete_intent)
     app.router.add_post("/_sim/events/{id}/resend", resend_event)
     app.router.add_get("/_sim/events", list_events)

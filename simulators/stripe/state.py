@@ -30,6 +30,7 @@ class StripeState:
     auto_complete_s: float | None
     api_version: str
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, SavedResponse] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)  # keys whose first request still runs
     events: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""The ledger's transaction tests (tests/unit/gateway/ledger) run again on PostgreSQL.
+"""The ledger's transaction tests (tests/unit/gateway/ledger: claims, payments, events,
+refunds) run again on PostgreSQL.
 
 Each test gets a database of its own on the server at 127.0.0.1:5432, dropped afterwards.
 """
@@ -29,6 +30,20 @@ from tests.unit.gateway.ledger.test_ledger import (  # noqa: F401 - collected he
     test_settle_unknown_once,
     test_unknown_outcome_never_expires_but_a_settled_key_does,
     test_update_is_compare_and_set_under_lock,
+)
+from tests.unit.gateway.ledger.test_refunds import (  # noqa: F401 - collected here as well
+    test_a_database_migrated_before_the_list_was_kept_gets_what_it_lacks,
+    test_a_migration_this_code_does_not_know_is_refused,
+    test_a_missing_migration_below_the_latest_is_applied,
+    test_a_released_refund_frees_its_amount_and_its_key,
+    test_a_stopped_request_is_resumed_after_its_lease_and_fenced_out,
+    test_concurrent_refunds_never_exceed_the_payment,
+    test_failed_refunds_do_not_count,
+    test_one_key_one_refund,
+    test_over_the_amount_is_refused_at_once,
+    test_partial_then_full_then_nothing_left,
+    test_refusals,
+    test_settled_refunds_are_pruned_with_their_payments_and_pending_ones_kept,
 )
 
 

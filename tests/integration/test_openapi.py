@@ -373,6 +373,16 @@ async def test_unauthorized_is_documented_for_every_v1_operation(
             "/v1/payments",
         ),
         (c.get("/v1/payments/garbage"), "get", "/v1/payments/{payment_id}"),
+        (
+            c.post("/v1/payments/garbage/refunds", json={}, headers={"Idempotency-Key": "k"}),
+            "post",
+            "/v1/payments/{payment_id}/refunds",
+        ),
+        (
+            c.get("/v1/payments/garbage/refunds/rf_1"),
+            "get",
+            "/v1/payments/{payment_id}/refunds/{refund_id}",
+        ),
     ]
     for call, method, template in calls:
         body = await rec.check(await call, method, template)
@@ -384,4 +394,82 @@ async def test_unauthorized_is_documented_for_every_v1_operation(
     await rec.check(await c.get("/v1/games", headers=key), "get", "/v1/games")
     assert {op for op, statuses in rec.seen.items() if 401 in statuses} == {
         op for op in doc_operations(doc) if op[1].startswith("/v1/")
+    }
+
+
+async def test_refund_responses_match_the_document(
+    make_gateway: MakeGateway, doc: dict[str, Any]
+):
+    gw = await make_gateway({"providers": {"stripe": {"timeout_ms": 200}}})
+    rec = Recorder(doc)
+    c = gw.client
+    create = "/v1/payments/{payment_id}/refunds"
+    read = "/v1/payments/{payment_id}/refunds/{refund_id}"
+    payment = await (
+        await c.post("/v1/payments", json=DEPOSIT, headers={"Idempotency-Key": uuid.uuid4().hex})
+    ).json()
+    pid = payment["payment_id"]
+
+    async def post(body: Any, key: str | None = None) -> aiohttp.ClientResponse:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        return await c.post(f"/v1/payments/{pid}/refunds", json=body, headers=headers)
+
+    assert (await rec.check(await post({"amount": 100}), "post", create))["code"] == (
+        "payment_not_refundable"
+    )
+    # Captured at Stripe, and known to be by the ledger (as its webhook would tell).
+    async with c.session.post(
+        gw.stack.url("stripe") + f"/_sim/payment_intents/{payment['provider_reference']}/complete",
+        json={"outcome": "succeeded"},
+    ) as resp:
+        assert resp.status == 200
+    await gw.gateway.ledger.update_payment(
+        pid, lambda p: (p.replace(status="succeeded", next_action=None), None), source="test"
+    )
+    made = await rec.check(await post({"amount": 1000}, key="r-1"), "post", create)
+    assert made["status"] == "succeeded"
+    await rec.check(await post({"amount": 1000}, key="r-1"), "post", create)  # replayed
+    got = await rec.check(await c.get(f"/v1/payments/{pid}/refunds/{made['refund_id']}"), "get",
+                          read)
+    assert got == made
+    problems = [
+        (await post({"amount": 1001}, key="r-1"), "idempotency_conflict"),
+        (await post({"amount": 5000}), "refund_exceeds_amount"),
+        (await post({"amount": 10, "currency": "SEK"}), "refund_currency_mismatch"),
+        (await post({"amount": "10"}), "invalid_amount"),
+        (await post({"amount": 10, "why": "x"}), "invalid_request"),
+        (await c.post(f"/v1/payments/{pid}/refunds", json={}), "idempotency_key_required"),
+        (
+            await c.post(
+                f"/v1/payments/{pid}/refunds", data=b"{}",
+                headers={"Idempotency-Key": "k", "Content-Type": "text/plain"},
+            ),
+            "unsupported_media_type",
+        ),
+        (
+            await c.post(
+                f"/v1/payments/{pid}/refunds", data=b" " * 70000,
+                headers={"Idempotency-Key": "k", "Content-Type": "application/json"},
+            ),
+            "payload_too_large",
+        ),
+        (await c.post("/v1/payments/pay_nope/refunds", json={}, headers={"Idempotency-Key": "k"}),
+         "not_found"),
+    ]
+    for resp, code in problems:
+        assert (await rec.check(resp, "post", create))["code"] == code
+    assert (await rec.check(await c.get(f"/v1/payments/{pid}/refunds/rf_nope"), "get",
+                            read))["code"] == "not_found"
+    # An answer that never comes: 202, pending.
+    gw.stack.servers["stripe"].faults = Faults(mode="hang")
+    lost = await rec.check(await post({"amount": 500}), "post", create)
+    assert lost["status"] == "pending"
+    # A provider asking the gateway to slow down took nothing: 503, nothing kept.
+    gw.stack.servers["stripe"].faults = Faults(mode="rate_limited", retry_after_s=1)
+    assert (await rec.check(await post({"amount": 100}), "post", create))["code"] == (
+        "no_provider_available"
+    )
+    assert rec.seen == {
+        ("post", create): {201, 202, 400, 404, 409, 413, 415, 422, 503},
+        ("get", read): {200, 404},
     }

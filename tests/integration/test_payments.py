@@ -48,7 +48,9 @@ async def test_deposit_lands_on_the_primary(gw: GatewayUnderTest):
     assert payment["amount"] == 2500 and payment["currency"] == "EUR"
     assert payment["next_action"]["type"] == "sdk"
     assert payment["next_action"]["client_secret"].startswith(payment["provider_reference"])
-    assert payment["attempts"] == [{"provider": "stripe", "outcome": "ok", "error_code": None}]
+    assert payment["attempts"] == [
+        {"provider": "stripe", "outcome": "ok", "error_code": None, "rule": "default"}
+    ]
     assert gw.calls("stripe", STRIPE_CREATE) == 1
     assert gw.calls("adyen", ADYEN_CREATE) == 0
 
@@ -62,8 +64,8 @@ async def test_refused_connection_fails_over_to_the_secondary(gw: GatewayUnderTe
     assert payment["status"] == "requires_action"
     assert payment["next_action"]["type"] == "redirect"
     assert payment["attempts"] == [
-        {"provider": "stripe", "outcome": "refused", "error_code": None},
-        {"provider": "adyen", "outcome": "ok", "error_code": None},
+        {"provider": "stripe", "outcome": "refused", "error_code": None, "rule": "default"},
+        {"provider": "adyen", "outcome": "ok", "error_code": None, "rule": "default"},
     ]
     assert gw.calls("adyen", ADYEN_CREATE) == 1
     metrics = (await (await gw.client.get("/metrics")).text()).splitlines()
@@ -85,8 +87,8 @@ async def test_timeout_is_never_sent_to_the_secondary(make_gateway: MakeGateway)
     assert payment["provider_reference"] is None
     # One try and one retry on the same provider, with the same key; Adyen never asked.
     assert payment["attempts"] == [
-        {"provider": "stripe", "outcome": "timeout", "error_code": None},
-        {"provider": "stripe", "outcome": "timeout", "error_code": None},
+        {"provider": "stripe", "outcome": "timeout", "error_code": None, "rule": "default"},
+        {"provider": "stripe", "outcome": "timeout", "error_code": None, "rule": "default"},
     ]
     assert gw.calls("stripe", STRIPE_CREATE) == 2
     assert gw.calls("adyen", ADYEN_CREATE) == 0
@@ -358,6 +360,7 @@ async def test_a_withdrawal_no_provider_takes_is_422(gw: GatewayUnderTest):
     resp = await pay(gw, {**DEPOSIT, "type": "withdrawal"})
     assert resp.status == 422
     problem = await resp.json()
-    assert problem["code"] == "provider_rejected"
-    assert "stripe" in problem["detail"] and "adyen" in problem["detail"]
+    assert problem["code"] == "unsupported_withdrawal_method"
+    assert "stripe cannot pay players out" in problem["detail"]
+    assert "adyen does not pay out by card" in problem["detail"]
     assert gw.calls("stripe", STRIPE_CREATE) == 0 and gw.calls("adyen", ADYEN_CREATE) == 0

@@ -183,6 +183,7 @@ async def test_card_payment_needs_a_redirect(
         "merchantReference": "pay_01HZX",
         "merchantAccount": MERCHANT,
         "amount": {"value": 2500, "currency": "EUR"},
+        "refunded": 0,
         "paymentMethodType": "scheme",
         "state": "pending",
     }
@@ -374,8 +375,10 @@ async def test_completed_payment_sends_a_notification_the_adapter_verifies(
     status, answer = await complete(http, server, psp, "refund")
     assert (status, answer["delivery"]["accepted"]) == (200, True)
     refund = recv.events[1]
-    assert refund.type == "payment.refunded"
+    # A refund made on Adyen's side for the whole payment: a refund event naming the payment.
+    assert refund.type == "refund.succeeded"
     assert refund.provider_reference == psp
+    assert refund.refund_reference == answer["notification"]["pspReference"]
     assert refund.event_id.startswith(answer["notification"]["pspReference"] + ":REFUND:")
     async with http.get(server.url + "/_sim/webhooks") as resp:
         deliveries = (await resp.json())["webhooks"]

@@ -560,9 +560,9 @@ async def test_simulator_validation(
 async def test_unknown_route_and_bad_version(
     sim: SimulatorServer, http: aiohttp.ClientSession
 ) -> None:
-    status, _, answer = await raw(http, sim, "POST", "/v1/refunds", b"payment_intent=pi_1")
+    status, _, answer = await raw(http, sim, "POST", "/v1/transfers", b"amount=1")
     assert status == 404
-    assert answer["error"]["message"] == "Unrecognized request URL (POST: /v1/refunds)."
+    assert answer["error"]["message"] == "Unrecognized request URL (POST: /v1/transfers)."
     status, _, answer = await raw(http, sim, "GET", "/v1/payment_intents",
                                   Stripe_Version="yesterday")
     assert status == 400

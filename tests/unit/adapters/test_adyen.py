@@ -136,7 +136,10 @@ def test_spec_declares_credentials_and_secrets() -> None:
     assert adyen.SPEC.kind == "payments"
     assert adyen.SPEC.credentials == ("api_key", "merchant_account")
     assert adyen.SPEC.secrets == frozenset({"api_key", "hmac_key"})
-    assert adyen.SPEC.optional == ("hmac_key",)
+    assert adyen.SPEC.optional == ("hmac_key", "balance_account_id")
+    assert adyen.SPEC.payment_types == frozenset({"deposit", "withdrawal"})
+    assert dict(adyen.SPEC.payout_methods) == {"bank_transfer": None}
+    assert (adyen.SPEC.refunds, adyen.SPEC.refunds_idempotent) == (True, True)
 
 
 def test_create_gives_a_payment_adapter_that_hides_its_keys() -> None:
@@ -220,7 +223,8 @@ def test_empty_metadata_is_left_out() -> None:
 @pytest.mark.parametrize(
     ("overrides", "code"),
     [
-        ({"type": "withdrawal"}, "unsupported_operation"),
+        # A payout without a balance account to pay from is refused before sending.
+        ({"type": "withdrawal", "method_type": "bank_transfer"}, "unsupported_operation"),
         ({"method_type": "crypto"}, "unsupported_payment_method"),
         ({"return_url": None}, "missing_return_url"),
     ],
@@ -528,7 +532,11 @@ def test_authorisation_failure_is_payment_failed() -> None:
 
 @pytest.mark.parametrize(
     ("event_code", "event_type"),
-    [("CANCELLATION", "payment.canceled"), ("REFUND", "payment.refunded")],
+    [
+        ("CANCELLATION", "payment.canceled"),
+        ("REFUND", "refund.succeeded"),
+        ("REFUND_FAILED", "refund.failed"),
+    ],
 )
 def test_modifications_point_at_the_original_payment(event_code: str, event_type: str) -> None:
     item = signed(notification_item(eventCode=event_code, pspReference="KHQC5N7G84BLNK43",
@@ -537,6 +545,18 @@ def test_modifications_point_at_the_original_payment(event_code: str, event_type
     assert event.type == event_type
     assert event.provider_reference == "QFQTPCQ8HXSKGK82"
     assert event.event_id == f"KHQC5N7G84BLNK43:{event_code}:true"
+    # A refund is its own modification: its pspReference names the refund.
+    assert event.refund_reference == (None if event_code == "CANCELLATION" else "KHQC5N7G84BLNK43")
+
+
+def test_a_refund_adyen_could_not_make_is_a_failed_refund() -> None:
+    item = signed(notification_item(eventCode="REFUND", success="false",
+                                    pspReference="KHQC5N7G84BLNK43",
+                                    originalReference="QFQTPCQ8HXSKGK82"))
+    [event] = make_adapter().verify_webhook({}, batch(item), NOW)
+    assert (event.type, event.provider_reference, event.refund_reference) == (
+        "refund.failed", "QFQTPCQ8HXSKGK82", "KHQC5N7G84BLNK43"
+    )
 
 
 def test_a_refund_without_original_reference_uses_its_psp_reference() -> None:
@@ -550,7 +570,7 @@ def test_a_refund_without_original_reference_uses_its_psp_reference() -> None:
     [
         {"eventCode": "CAPTURE"},
         {"eventCode": "REPORT_AVAILABLE"},
-        {"eventCode": "REFUND", "success": "false", "originalReference": "QFQTPCQ8HXSKGK82"},
+        {"eventCode": "REFUND_FAILED", "success": "false"},
         {"eventCode": "CANCELLATION", "success": "false"},
     ],
 )

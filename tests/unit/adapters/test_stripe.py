@@ -341,7 +341,7 @@ def test_card_error_with_intent_is_a_failed_payment() -> None:
     result = make_adapter().parse_create(response(402, body), make_request())
     assert result == PaymentResult(
         status="failed", provider_reference="pi_3PabcDEF", amount=2500, currency="EUR",
-        decline_code="insufficient_funds",
+        decline_code="insufficient_funds", decline="hard",
     )
 
 

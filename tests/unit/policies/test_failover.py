@@ -2,7 +2,7 @@
 
 import pytest
 
-from policies.failover import Step, payment_step, read_may_fail_over
+from policies.failover import Step, decline_step, payment_step, read_may_fail_over
 
 
 @pytest.mark.parametrize(
@@ -58,6 +58,38 @@ def test_a_final_refusal_is_answered_not_failed_over(owned: bool):
         final=True,
     )
     assert step is (Step.UNKNOWN if owned else Step.REJECT)
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_a_soft_decline_refused_as_an_error_cascades_only_when_asked(owned: bool):
+    # A soft decline in an error answer (Stripe's card_error without an intent) took no
+    # money: with cascading on, the next provider may try; an owned payment still stays.
+    step = payment_step(
+        succeeded=False,
+        maybe_delivered=True,
+        failover_safe=True,
+        retry_same=False,
+        retries_left=1,
+        owned=owned,
+        final=True,
+        cascade=True,
+    )
+    assert step is (Step.UNKNOWN if owned else Step.FAILOVER)
+
+
+@pytest.mark.parametrize(
+    ("decline", "cascade", "step"),
+    [
+        ("soft", True, Step.FAILOVER),
+        ("soft", False, Step.DONE),
+        ("hard", True, Step.DONE),
+        ("hard", False, Step.DONE),
+        # A reason the adapter cannot read is never taken for a soft one.
+        (None, True, Step.DONE),
+    ],
+)
+def test_a_decline_cascades_only_when_soft_and_asked(decline, cascade, step):
+    assert decline_step(decline, cascade_soft_declines=cascade) is step
 
 
 def test_reads_fail_over_once():
