@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config
+from gateway.config.model import Config
 from gateway.http.server import maybe_uvloop, serve
 from gateway.obs import logs
 
@@ -88,11 +89,38 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
+    for line in catalog_summary(config):
+        print(f"  {line}")
+    for note in config.notes:
+        print(f"note: {note}")
     if args.against:
         return _print_diff(
             args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)
         )
     return 0
+
+
+def catalog_summary(config: Config) -> list[str]:
+    """How each aggregator behind a games route keeps its catalog, one line each."""
+    named = dict.fromkeys(
+        name for op, route in config.routes.items() if op.startswith("games.")
+        for name in route.providers
+    )
+    lines = []
+    for name in named:
+        provider = config.providers.get(name)
+        if provider is None:
+            continue
+        line = (
+            f"catalog {name}: refreshed every {provider.catalog.refresh_s:g} s (jittered), "
+            f"kept {provider.catalog.max_stale_s:g} s while refreshes fail"
+        )
+        if provider.blocked_countries:
+            line += f"; offers blocked in {', '.join(sorted(provider.blocked_countries))}"
+        lines.append(line)
+    for studio, countries in sorted(config.studio_blocked_countries.items()):
+        lines.append(f"studio {studio}: games blocked in {', '.join(sorted(countries))}")
+    return lines
 
 
 def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> int:
