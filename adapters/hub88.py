@@ -260,12 +260,8 @@ def _countries(value: Any) -> frozenset[str]:
     """ISO 3166-1 alpha-2 codes, upper-cased; anything else in the list is not a country."""
     if not isinstance(value, list):
         return frozenset()
-    return frozenset(
-        code.strip().upper()
-        for code in value
-        if isinstance(code, str) and len(code.strip()) == 2 and code.strip().isalpha()
-        and code.strip().isascii()
-    )
+    codes = (code.strip().upper() for code in value if isinstance(code, str))
+    return frozenset(c for c in codes if len(c) == 2 and c.isascii() and c.isalpha())
 
 
 def _platforms(value: Any) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (429, "Too many requests"),
     "provider_rejected": (422, "Provider rejected the request"),
     "provider_unavailable": (502, "Provider unavailable"),
+    "unavailable_for_legal_reasons": (451, "Unavailable for legal reasons"),
     "no_provider_available": (503, "No provider available"),
     "idempotency_store_unavailable": (503, "Idempotency store unavailable"),
     "unavailable": (503, "Service unavailable"),

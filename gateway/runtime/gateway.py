@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,7 @@ class Gateway:
         self.idempotency = IdempotencyStore(self.store)
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
-        self.merge_memo: dict[Any, Any] = {}
+        self._apply_listeners: list[Callable[[Runtime], None]] = []
         self.last_reload: dict[str, Any] = {"result": "success", "error": None, "at": time.time()}
         self.config_path: str | None = None
         self.health_checker: Any = None
@@ -110,7 +110,6 @@ class Gateway:
             clients={c.key_digest: c for c in config.clients},
         )
         self.runtime = runtime
-        self.merge_memo.clear()
         # PEM keys are multi-line: mask each of their lines too.
         logs.REDACTOR.set_secrets(
             [*config.secret_values, *(ln for v in config.secret_values for ln in v.splitlines())]
@@ -121,7 +120,13 @@ class Gateway:
         for state in states.values():
             self.metrics.provider_healthy.labels(state.name).set(1 if state.health.healthy else 0)
             self.metrics.provider_drained.labels(state.name).set(1 if state.drained else 0)
+        for listener in self._apply_listeners:
+            listener(runtime)
         return runtime
+
+    def on_apply(self, listener: Callable[[Runtime], None]) -> None:
+        """`listener(runtime)` after every config applied (the catalog sync follows reloads)."""
+        self._apply_listeners.append(listener)
 
     def selection(
         self, rt: Runtime, op: str, offered_by: Collection[str] | None = None
