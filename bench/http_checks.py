@@ -30,11 +30,21 @@ class Answer:
 
 
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> Answer:
+    return http_request("GET", url, headers, None, timeout)
+
+
+def http_request(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> Answer:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
         return Answer(response.status, dict(response.getheaders()), response.read())
     finally:
@@ -79,7 +89,20 @@ def warm_game(url: str, headers: dict[str, str], attempts: int) -> None:
     body = answer.json()
     expect(body.get("id") == GAME_ID, f"GET {url}: not {GAME_ID}", answer)
     expect(len(body.get("offers", [])) == 2, f"GET {url}: expected two offers", answer)
-    expect(answer.headers.get("X-Cache") == "HIT", f"GET {url}: cache not warm", answer)
+    expect(answer.headers.get("X-Cache") == "HIT", f"GET {url}: catalog not warm", answer)
+
+
+def check_launch(url: str, headers: dict[str, str], body: bytes) -> None:
+    sent = {**headers, "Content-Type": "application/json"}
+    answer = http_request("POST", url, sent, body)
+    expect(answer.status == 200, f"POST {url}", answer)
+    launched = answer.json()
+    expect(
+        launched.get("provider") == "slotegrator"
+        and launched.get("launch_url", "").startswith("https://games.slotegrator.example/"),
+        f"POST {url}: not launched through Slotegrator",
+        answer,
+    )
 
 
 def check_payment(url: str, headers: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from paths import BENCH, ROOT
@@ -76,20 +77,21 @@ class Meter:
         url: str,
         headers: dict[str, str] | None = None,
         server: Proc | None = None,
+        script: Path | None = None,
     ) -> Row:
         headers = headers or {}
         servers = self._servers(server)
         s = self.settings
         if s.warmup_s:
             progress(f"{row.row}: warm-up {s.warmup_s}s")
-            wrk(s, url, headers, s.warmup_s)
+            wrk(s, url, headers, s.warmup_s, script)
         best: tuple[WrkResult, CpuWindow] | None = None
         attempt = 0
         while True:
             attempt += 1
             progress(f"{row.row}: wrk {s.duration_s}s, {s.connections} connections -> {url}")
             with CpuWindow(servers) as cpu:
-                output = wrk(s, url, headers, s.duration_s)
+                output = wrk(s, url, headers, s.duration_s, script)
             result = parse_wrk(output)
             progress(
                 f"{row.row}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms} ms, "

@@ -1,4 +1,4 @@
-"""The six rows, A to F, in the order a run takes them: what each one starts, checks and
+"""The eight rows, A to H, in the order a run takes them: what each one starts, checks and
 measures (with the paced measurements of A and E), gathered into the run's result."""
 
 from __future__ import annotations
@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from credentials import make_secrets_and_payment_id
-from http_checks import check_intent, check_payment, warm_game
+from http_checks import check_intent, check_launch, check_payment, warm_game
 from machine import machine_info
 from measure import Meter, Row, record_rss
-from paths import GAME_ID, INTENT_PATH
+from paths import GAME_ID, INTENT_PATH, LAUNCH_BODY
 from procs import Procs
 from progress import progress
 from report import report
 from servers import Servers, workers_flag_missing
 from settings import Settings
+from wrk import post_script
 
 
 class Bench:
@@ -24,6 +25,7 @@ class Bench:
 
     def __init__(self, settings: Settings, workdir: Path, procs: Procs) -> None:
         self.settings = settings
+        self.workdir = workdir
         self.procs = procs
         self.keys, self.payment_id = make_secrets_and_payment_id()
         self.api_headers = {"X-API-Key": self.keys.api_key}
@@ -60,7 +62,7 @@ class Bench:
         proc, base = servers.start_gateway("gateway-D", 1)
         try:
             warm_game(base + game_path, self.api_headers, attempts=1)
-            row = Row("D", "gateway, GET /v1/games/{id}, cache hit", game_path)
+            row = Row("D", "gateway, GET /v1/games/{id}, cache hit (access log on)", game_path)
             rows.append(meter.measure(row, base + game_path, self.api_headers, proc))
             record_rss(row, proc)
         finally:
@@ -100,4 +102,29 @@ class Bench:
                 record_rss(row, proc)
             finally:
                 self.procs.stop(proc)
+
+        launch_path = f"/v1/games/{GAME_ID}/launch"
+        script = post_script(self.workdir / "launch.lua", LAUNCH_BODY)
+        proc, base = servers.start_gateway("gateway-G", 1)
+        try:
+            check_launch(base + launch_path, self.api_headers, LAUNCH_BODY)
+            row = Row(
+                "G",
+                "gateway, POST /v1/games/{id}/launch, route without cache: auth, snapshot "
+                "lookup, selection, breaker, Slotegrator adapter -> upstream",
+                "/v1/games/{id}/launch",
+            )
+            rows.append(meter.measure(row, base + launch_path, self.api_headers, proc, script))
+            record_rss(row, proc)
+        finally:
+            self.procs.stop(proc)
+
+        proc, base = servers.start_gateway("gateway-H", 1, log_level="warning")
+        try:
+            warm_game(base + game_path, self.api_headers, attempts=1)
+            row = Row("H", "gateway, as D with the access log off", game_path)
+            rows.append(meter.measure(row, base + game_path, self.api_headers, proc))
+            record_rss(row, proc)
+        finally:
+            self.procs.stop(proc)
         return report(self.settings, machine, rows, paced)

@@ -95,18 +95,24 @@ class Servers:
         wait_until("bench/proxy.py", lambda: http_get(url + INTENT_PATH).status == 200, proc)
         return proc, url
 
-    def start_gateway(self, name: str, workers: int) -> tuple[Proc, str]:
+    def start_gateway(
+        self, name: str, workers: int, log_level: str | None = None
+    ) -> tuple[Proc, str]:
+        """As installed: the config's log level (access log on) unless `log_level` is given;
+        the log goes to the row's log file."""
         port = free_port()
         env = {**project_env(), **self.keys.env()}
-        # The run decides the process count and the metrics mode, not the caller's shell.
+        # The run decides the process count, metrics mode and logging, not the caller's shell.
         env.pop("GATEWAY_WORKERS", None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.pop("GATEWAY_LOG_LEVEL", None)
         argv = [
             sys.executable, "-m", "gateway", "run",
             "--config", str(self.gateway_config),
             "--port", str(port),
-            "--log-level", "warning",
         ]  # fmt: skip
+        if log_level is not None:
+            argv += ["--log-level", log_level]
         if workers != 1:
             argv += ["--workers", str(workers)]
         proc = self.procs.start(name, argv, env)

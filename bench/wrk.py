@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from progress import BenchError
 from settings import Settings
@@ -46,7 +47,27 @@ def parse_wrk(text: str) -> WrkResult:
     )
 
 
-def wrk(settings: Settings, url: str, headers: dict[str, str], seconds: int) -> str:
+def post_script(path: Path, body: bytes) -> Path:
+    """A wrk script that sends every request as a JSON POST of `body`."""
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {_lua_string(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return path
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk(
+    settings: Settings,
+    url: str,
+    headers: dict[str, str],
+    seconds: int,
+    script: Path | None = None,
+) -> str:
     argv = [
         "wrk",
         f"-t{settings.threads}",
@@ -57,6 +78,8 @@ def wrk(settings: Settings, url: str, headers: dict[str, str], seconds: int) -> 
     ]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
+    if script is not None:
+        argv += ["-s", str(script)]
     argv.append(url)
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=seconds + 30, stdin=subprocess.DEVNULL
