@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from gateway.http.schema_check import Check, compile_schema
 from gateway.problems import ApiError
 
 
@@ -32,6 +33,13 @@ def validator(component: str) -> jsonschema.protocols.Validator:
         {"$schema": "https://json-schema.org/draft/2020-12/schema"}
     )
     return cls(schema)
+
+
+@cache
+def fast_check(component: str) -> Check:
+    """Whether a body is valid, in microseconds; `validator` explains why one is not."""
+    components = openapi_document()["components"]
+    return compile_schema(components["schemas"][component], components["schemas"])
 
 
 def _code_for(error: jsonschema.ValidationError) -> str:
@@ -64,7 +72,9 @@ def validate_body(component: str, body: Any) -> dict[str, Any]:
     """The body if valid, else ApiError with the most specific code of its first problem."""
     if not isinstance(body, dict):
         raise ApiError("invalid_request", "the body must be a JSON object")
-    errors = sorted(validator(component).iter_errors(body), key=lambda e: e.path)
+    errors = [] if fast_check(component)(body) else sorted(
+        validator(component).iter_errors(body), key=lambda e: e.path
+    )
     if errors:
         # Money problems first: they are what a frontend most needs to show the player.
         errors.sort(key=lambda e: _code_for(e) == "invalid_request")
