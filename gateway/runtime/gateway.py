@@ -139,9 +139,23 @@ class Gateway:
                 f"no route is configured for {op}",
                 headers={"Retry-After": "5"},
             )
+        providers = rt.providers
+        blocked_for = self.cooldowns.blocked_for
+        # The usual case, every provider of the route usable: the route's order is the
+        # answer, without building a view of each for the full decision.
+        if all(
+            (state := providers.get(name)) is not None
+            and state.plainly_usable(op)
+            and not blocked_for(name)
+            for name in route.providers
+        ):
+            names = route.providers
+            if offered_by is not None:
+                names = tuple(n for n in names if n in offered_by)
+            return Selection(names, (), 0.0)
         views = {
-            name: state.view(op, self.cooldowns.blocked_for(name))
-            for name, state in rt.providers.items()
+            name: state.view(op, blocked_for(name))
+            for name, state in providers.items()
             if name in route.providers
         }
         return select(route.providers, views, offered_by)
