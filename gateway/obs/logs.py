@@ -153,10 +153,12 @@ def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[st
     if not ACCESS.isEnabledFor(logging.INFO):
         return
     scrub = REDACTOR.scrub_cached
-    # Only the method, path and request id come from the client: the rest is the gateway's
-    # own words (route names, config ids), so the filter's full pass is not needed.
+    # Only the method, path and a request id sent by the client come from the client: the
+    # rest is the gateway's own words (route names, config ids, ids it made so that no
+    # digit run is card-like), so the filter's full pass is not needed.
+    request_id = ctx["request_id"]
     fields = {
-        "request_id": scrub(ctx["request_id"]),
+        "request_id": REDACTOR.scrub(request_id) if ctx.get("request_id_chosen") else request_id,
         "client_id": ctx["client_id"],
         "route": ctx["route"],
         "method": scrub(request.method),

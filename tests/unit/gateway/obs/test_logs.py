@@ -85,7 +85,7 @@ def test_an_access_line_holds_the_allow_listed_fields(stream: Stream):
 
 def test_what_the_client_chose_is_redacted(stream: Stream):
     card = "4111111111111111"
-    ctx = {**CTX, "request_id": "5500000000000004"}
+    ctx = {**CTX, "request_id": "5500000000000004", "request_id_chosen": True}
     logs.access_log(request(f"/v1/games/{card}"), 404, 0.001, ctx)
     logs.access_log(request(f"/v1/payments/{SECRET}", method=card), 404, 0.001, ctx)
     logs.access_log(request(f"/v1/games/{card}"), 404, 0.001, ctx)  # remembered, same answer
