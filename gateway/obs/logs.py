@@ -157,32 +157,44 @@ def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[st
     # rest is the gateway's own words (route names, config ids, ids it made so that no
     # digit run is card-like), so the filter's full pass is not needed.
     request_id = ctx["request_id"]
-    fields = {
-        "request_id": REDACTOR.scrub(request_id) if ctx.get("request_id_chosen") else request_id,
-        "client_id": ctx["client_id"],
-        "route": ctx["route"],
-        "method": scrub(request.method),
-        "path": scrub(request.path),
-        "status": status,
-        "duration_ms": round(elapsed_s * 1000, 2),
-        "provider": ctx["provider"],
-        "cache": ctx["cache"],
-        "failover": ctx["failover"],
-    }
+    if ctx["request_id_chosen"]:
+        request_id = REDACTOR.scrub(request_id)
     sink = _SINK
     if sink is None:  # not configured (embedded, tests): through `logging` like the rest
-        ACCESS.info("request", extra={**fields, "at": time.time()})
+        ACCESS.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "client_id": ctx["client_id"],
+                "route": ctx["route"],
+                "method": scrub(request.method),
+                "path": scrub(request.path),
+                "status": status,
+                "duration_ms": round(elapsed_s * 1000, 2),
+                "provider": ctx["provider"],
+                "cache": ctx["cache"],
+                "failover": ctx["failover"],
+            },
+        )
         return
-    now = time.time()
+    # The same fields as a record through JsonFormatter would have, in one dict and one dump.
     sink.put(
         orjson.dumps(
             {
-                "ts": round(now, 3),
+                "ts": round(time.time(), 3),
                 "level": "info",
                 "logger": "gateway.access",
                 "msg": "request",
-                **fields,
-                "at": now,
+                "request_id": request_id,
+                "client_id": ctx["client_id"],
+                "route": ctx["route"],
+                "method": scrub(request.method),
+                "path": scrub(request.path),
+                "status": status,
+                "duration_ms": round(elapsed_s * 1000, 2),
+                "provider": ctx["provider"],
+                "cache": ctx["cache"],
+                "failover": ctx["failover"],
             }
         )
     )
