@@ -31,11 +31,13 @@ COPY policies ./policies
 COPY simulators ./simulators
 # The runtime dependencies and the `speed` extra (uvloop), at the versions and hashes of
 # requirements.lock and nothing else (no `[test]` extra); then the package itself, resolving
-# nothing more, and `pip check` fails the build if the lock left a dependency out. pip
-# byte-compiles, so the read-only runtime filesystem never needs to.
+# nothing more, and `pip check` fails the build if the lock left a dependency out; the build
+# fails too if the image would lack uvloop. pip byte-compiles, so the read-only runtime
+# filesystem never needs to.
 RUN /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.lock \
     && /opt/venv/bin/pip install --no-deps . \
-    && /opt/venv/bin/pip check
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/python -c "import uvloop"
 
 # ---- runtime: the venv on a clean slim image, as a non-root user ------------------------
 FROM python:3.11-slim AS runtime

@@ -120,6 +120,8 @@ class ProviderGame:
     platforms: tuple[str, ...]  # desktop | mobile
     demo: bool
     thumbnail: str | None
+    # Countries this aggregator may not offer the game in (ISO 3166-1 alpha-2), as it says.
+    blocked_countries: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

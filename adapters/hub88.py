@@ -221,6 +221,7 @@ def parse_game(item: Any) -> ProviderGame | None:
         platforms=_platforms(item.get("platforms")),
         demo=True,
         thumbnail=_text(item.get("url_thumb")),
+        blocked_countries=_countries(item.get("blocked_countries")),
     )
 
 
@@ -253,6 +254,14 @@ def _volatility(value: Any) -> str | None:
     if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral()):
         return None
     return VOLATILITY_SCALE.get(int(value))
+
+
+def _countries(value: Any) -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes, upper-cased; anything else in the list is not a country."""
+    if not isinstance(value, list):
+        return frozenset()
+    codes = (code.strip().upper() for code in value if isinstance(code, str))
+    return frozenset(c for c in codes if len(c) == 2 and c.isascii() and c.isalpha())
 
 
 def _platforms(value: Any) -> tuple[str, ...]:

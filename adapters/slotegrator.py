@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -168,8 +169,14 @@ class SlotegratorAdapter:
 
 
 def _php_quote(text: str) -> str:
+    # Most values (ids, codes, timestamps, nonces) need no escaping: skip quote_plus for them.
+    if _UNRESERVED.fullmatch(text):
+        return text
     # Slotegrator checks the sign with PHP's urlencode rules, which escape "~" too.
     return quote_plus(text, safe="").replace("~", "%7E")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-]*")
 
 
 # ---- parsing helpers -----------------------------------------------------------------------

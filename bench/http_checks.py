@@ -91,7 +91,20 @@ def warm_game(url: str, headers: dict[str, str], attempts: int) -> None:
     body = answer.json()
     expect(body.get("id") == GAME_ID, f"GET {url}: not {GAME_ID}", answer)
     expect(len(body.get("offers", [])) == 2, f"GET {url}: expected two offers", answer)
-    expect(answer.headers.get("X-Cache") == "HIT", f"GET {url}: cache not warm", answer)
+    expect(answer.headers.get("X-Cache") == "HIT", f"GET {url}: catalog not warm", answer)
+
+
+def check_launch(url: str, headers: dict[str, str], body: str) -> None:
+    sent = {**headers, "Content-Type": "application/json"}
+    answer = http_request("POST", url, sent, body)
+    expect(answer.status == 200, f"POST {url}", answer)
+    launched = answer.json()
+    expect(
+        launched.get("provider") == "slotegrator"
+        and launched.get("launch_url", "").startswith("https://games.slotegrator.example/"),
+        f"POST {url}: not launched through Slotegrator",
+        answer,
+    )
 
 
 def _is_fixture_payment(body: Any) -> bool:

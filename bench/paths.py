@@ -12,8 +12,8 @@ ROOT = BENCH.parent
 FIXTURES = BENCH / "upstream"
 NGINX_TEMPLATE = FIXTURES / "nginx.conf.template"
 GATEWAY_TEMPLATE = BENCH / "gateway.yaml"
-# wrk's script for rows P and Q: POST the deposit, a new Idempotency-Key each time.
-CREATE_SCRIPT = BENCH / "create_payment.lua"
+# wrk's script for rows G, P and Q: POST a JSON body (P, Q: a new Idempotency-Key each time).
+POST_SCRIPT = BENCH / "post_json.lua"
 
 INTENT_PATH = "/v1/payment_intents/pi_bench"
 INTENT_ID = "pi_bench"  # what nginx answers for a create and a read-back alike
@@ -24,7 +24,7 @@ GAME_ID = "pragmatic-play:sweet-bonanza"  # sold by both aggregators: two offers
 
 PAYMENTS_PATH = "/v1/payments"
 # The deposit rows E, P and Q create; amount and currency match the fixture intent, as the
-# gateway checks on every read-back. bench/create_payment.lua sends the same bytes.
+# gateway checks on every read-back. bench/post_json.lua sends the same bytes.
 DEPOSIT = {
     "type": "deposit",
     "amount": 2500,
@@ -34,3 +34,9 @@ DEPOSIT = {
     "return_url": "https://casino.example/r",
 }
 DEPOSIT_BODY = json.dumps(DEPOSIT, separators=(",", ":"))
+# Row G's launch: a real-money session, as a casino frontend sends it.
+LAUNCH_BODY = (
+    '{"player_id":"player-42","currency":"EUR","mode":"real","platform":"desktop",'
+    '"language":"en","country":"DE","session_token":"sess-bench",'
+    '"return_url":"https://casino.example/lobby"}'
+)

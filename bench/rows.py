@@ -1,5 +1,6 @@
-"""The rows, A to F then P and Q, in the order a run takes them: what each one starts, checks
-and measures (with the paced measurements of A and E), gathered into the run's result."""
+"""The rows, A to H then P and Q (H is measured right after D), in the order a run takes them:
+what each one starts, checks and measures (with the paced measurements of A and E), gathered
+into the run's result."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from credentials import make_secrets
-from http_checks import check_intent, check_payment, create_payment, warm_game
+from http_checks import check_intent, check_launch, check_payment, create_payment, warm_game
 from machine import machine_info
 from measure import Meter, Row, record_rss
-from paths import CREATE_SCRIPT, DEPOSIT_BODY, GAME_ID, INTENT_PATH, PAYMENTS_PATH
+from paths import DEPOSIT_BODY, GAME_ID, INTENT_PATH, LAUNCH_BODY, PAYMENTS_PATH, POST_SCRIPT
 from procs import Proc, Procs
 from progress import progress
 from report import report
@@ -26,8 +27,11 @@ from wrk import Script
 GAME_PATH = f"/v1/games/{GAME_ID}"
 # Row Q's ledger: the URL is a secret in production, so it comes from the environment.
 POSTGRES_LEDGER = {"backend": "postgres", "url_env": "BENCH_LEDGER_URL"}
-# Rows P and Q: a new key prefix for every wrk run (see bench/create_payment.lua).
-CREATE = Script(CREATE_SCRIPT, lambda: [f"bench-{secrets.token_hex(8)}", DEPOSIT_BODY])
+LAUNCH_PATH = f"/v1/games/{GAME_ID}/launch"
+# Rows P and Q: a new key prefix for every wrk run (see bench/post_json.lua).
+CREATE = Script(POST_SCRIPT, lambda: ["201", DEPOSIT_BODY, f"bench-{secrets.token_hex(8)}"])
+# Row G: the same launch every time, each one answered 200.
+LAUNCH = Script(POST_SCRIPT, lambda: ["200", LAUNCH_BODY])
 
 
 class Bench:
@@ -50,9 +54,15 @@ class Bench:
         meter = Meter(self.settings, servers.start_nginx())
         self._nginx_rows(meter)
         self._proxy_row(meter)
-        self._cached_row(meter, Row("D", "gateway, GET /v1/games/{id}, cache hit", GAME_PATH), 1)
+        row = Row("D", "gateway, GET /v1/games/{id}, cache hit (access log on)", GAME_PATH)
+        self._cached_row(meter, row, 1)
+        # H right after D: the two differ only by the access log, so they are measured as
+        # close together as they can be on a machine whose speed drifts.
+        row = Row("H", "gateway, as D with the access log off", GAME_PATH)
+        self._cached_row(meter, row, 1, log_level="warning")
         self._read_payment_row(meter)
         self._workers_row(meter)
+        self._launch_row(meter)
         self._create_row(
             meter,
             Row(
@@ -63,6 +73,7 @@ class Bench:
             ),
         )
         self._postgres_row(meter)
+        self.rows.sort(key=lambda r: r.row)
         return report(self.settings, machine, self.rows, self.paced)
 
     @contextlib.contextmanager
@@ -72,8 +83,9 @@ class Bench:
         workers: int = 1,
         ledger: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        log_level: str | None = None,
     ) -> Iterator[tuple[Proc, str]]:
-        proc, base = self.servers.start_gateway(name, workers, ledger, env)
+        proc, base = self.servers.start_gateway(name, workers, ledger, log_level, env)
         try:
             yield proc, base
         finally:
@@ -100,8 +112,10 @@ class Bench:
         finally:
             self.procs.stop(proc)
 
-    def _cached_row(self, meter: Meter, row: Row, workers: int) -> None:
-        with self._gateway(f"gateway-{row.row}", workers) as (proc, base):
+    def _cached_row(
+        self, meter: Meter, row: Row, workers: int, log_level: str | None = None
+    ) -> None:
+        with self._gateway(f"gateway-{row.row}", workers, log_level=log_level) as (proc, base):
             # Connections are spread over the workers by the kernel: a few fresh ones warm
             # each worker's own cache, the wrk warm-up does the rest.
             attempts = 1 if workers == 1 else 8 * workers
@@ -133,6 +147,19 @@ class Bench:
             self._not_available(row, missing)
         else:
             self._cached_row(meter, row, workers)
+
+    def _launch_row(self, meter: Meter) -> None:
+        with self._gateway("gateway-G") as (proc, base):
+            check_launch(base + LAUNCH_PATH, self.api_headers, LAUNCH_BODY)
+            row = Row(
+                "G",
+                "gateway, POST /v1/games/{id}/launch, route without cache: auth, snapshot "
+                "lookup, selection, breaker, Slotegrator adapter -> upstream",
+                "/v1/games/{id}/launch",
+            )
+            url = base + LAUNCH_PATH
+            self.rows.append(meter.measure(row, url, self.api_headers, proc, LAUNCH))
+            record_rss(row, proc)
 
     def _create_row(
         self,

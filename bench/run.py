@@ -3,33 +3,37 @@
     python bench/run.py                      # full run, 2 minutes (10 on a busy machine)
     python bench/run.py --smoke              # seconds: checks the harness, not the numbers
 
-One run measures eight rows with the same load generator (wrk, --latency) at the same
+One run measures ten rows with the same load generator (wrk, --latency) at the same
 concurrency, all on 127.0.0.1, against one nginx that answers as the providers do (fixed
-JSON from bench/upstream/):
+JSON from bench/upstream/). The gateway runs as installed: its config's logging (access
+log on, to the row's log file) and the default dependencies (uvloop on Linux).
 
     A  wrk -> nginx upstream                   GET /v1/payment_intents/pi_bench
     B  wrk -> nginx proxy_pass -> upstream     same path (upstream keepalive)
     C  wrk -> bench/proxy.py -> upstream       same path (bare aiohttp reverse proxy)
-    D  wrk -> gateway                          GET /v1/games/{id}, cache hit
+    D  wrk -> gateway                          GET /v1/games/{id}, from the catalog snapshot
     E  wrk -> gateway -> Stripe adapter -> upstream
                                                GET /v1/payments/{id}, no cache (a payment
                                                created through the gateway first)
     F  wrk -> gateway --workers 2              as D
+    G  wrk -> gateway -> Slotegrator adapter -> upstream
+                                               POST /v1/games/{id}/launch, route without cache
+    H  wrk -> gateway, access log off          as D
     P  wrk -> gateway (SQLite ledger) -> Stripe adapter -> upstream
                                                POST /v1/payments, a new Idempotency-Key each
     Q  as P with a PostgreSQL ledger           (a throwaway database on the local server;
                                                not available when there is none)
 
-then the ratios D/C, E/C and D/B against their targets, P/C and Q/C without one (reported),
-and the p99 latency E adds over A at a fixed 500 requests/s (bench/paced.py). Results go to
-<out>/latest.json, latest.md and a timestamped copy of each. Everything started is stopped
-(and row Q's database dropped) before the command returns. A row whose requests did not
-all get the answer it measures (P, Q: 201) is marked FAILED and the command exits with 1,
-after writing its results.
+then every ratio against its target (D/C, D/B, E/C, G/C, H/D), P/C and Q/C without one
+(reported), and the p99 latency E adds over A at a fixed 500 requests/s (bench/paced.py).
+Results go to <out>/latest.json, latest.md and a timestamped copy of each. Everything
+started is stopped (and row Q's database dropped) before the command returns. A row whose
+requests did not all get the answer it measures (G: 200; P, Q: 201) is marked FAILED and the
+command exits with 1, after writing its results.
 
 The harness is split by what each part holds, in the modules beside this one: settings
 (the command line), rows (A to Q in order), servers, throwaway_pg, http_checks, wrk (and
-create_payment.lua, its script for P and Q), measure, procs, procfs, credentials, machine,
+post_json.lua, its script for G, P and Q), measure, procs, procfs, credentials, machine,
 report (JSON and Markdown), paths and progress.
 """
 

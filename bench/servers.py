@@ -113,22 +113,27 @@ class Servers:
         name: str,
         workers: int,
         ledger: dict[str, Any] | None = None,
+        log_level: str | None = None,
         env: dict[str, str] | None = None,
     ) -> tuple[Proc, str]:
         """`ledger`: the config's ledger block (a SQLite file of its own by default); `env`:
-        more variables for it (the PostgreSQL URL that `url_env` names)."""
+        more variables for it (the PostgreSQL URL that `url_env` names). As installed: the
+        config's log level (access log on) unless `log_level` is given; the log goes to the
+        row's log file."""
         port = free_port()
         config = self._gateway_config(name, ledger or self.sqlite_ledger(name))
         env = {**project_env(), **self.keys.env(), **(env or {})}
-        # The run decides the process count and the metrics mode, not the caller's shell.
+        # The run decides the process count, metrics mode and logging, not the caller's shell.
         env.pop("GATEWAY_WORKERS", None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.pop("GATEWAY_LOG_LEVEL", None)
         argv = [
             sys.executable, "-m", "gateway", "run",
             "--config", str(config),
             "--port", str(port),
-            "--log-level", "warning",
         ]  # fmt: skip
+        if log_level is not None:
+            argv += ["--log-level", log_level]
         if workers != 1:
             argv += ["--workers", str(workers)]
         proc = self.procs.start(name, argv, env)

@@ -20,7 +20,7 @@ _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0
 @dataclass(frozen=True)
 class Script:
     """A wrk Lua script for a row whose requests are not one fixed GET. `args` is called for
-    every wrk run (warm-up and each attempt): bench/create_payment.lua needs a new key prefix
+    every wrk run (warm-up and each attempt): bench/post_json.lua needs a new key prefix
     each time, or its keys would be replays of the last run's."""
 
     path: Path

@@ -190,11 +190,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"ledger: {describe_ledger(config)}")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for line in catalog_summary(config):
+        print(f"  {line}")
+    for note in config.notes:
+        print(f"note: {note}")
     if args.against:
         return _print_diff(
             args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)
         )
     return 0
+
+
+def catalog_summary(config: Config) -> list[str]:
+    """How each aggregator behind a games route keeps its catalog, one line each."""
+    named = dict.fromkeys(
+        name for op, route in config.routes.items() if op.startswith("games.")
+        for name in route.providers
+    )
+    lines = []
+    for name in named:
+        provider = config.providers.get(name)
+        if provider is None:
+            continue
+        line = (
+            f"catalog {name}: refreshed every {provider.catalog.refresh_s:g} s (jittered), "
+            f"kept {provider.catalog.max_stale_s:g} s while refreshes fail"
+        )
+        if provider.blocked_countries:
+            line += f"; offers blocked in {', '.join(sorted(provider.blocked_countries))}"
+        lines.append(line)
+    for studio, countries in sorted(config.studio_blocked_countries.items()):
+        lines.append(f"studio {studio}: games blocked in {', '.join(sorted(countries))}")
+    return lines
 
 
 def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> int:

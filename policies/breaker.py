@@ -192,7 +192,13 @@ class Breaker:
 
     def _record(self, exc: BaseException | None) -> None:
         if exc is None:
-            with self._cb.calling():
+            # A success while closed with no failures counted changes nothing in pybreaker
+            # (it resets a counter that is already 0): skip its generator machinery, which
+            # costs more than the rest of a fast call's bookkeeping.
+            cb = self._cb
+            if cb.current_state == pybreaker.STATE_CLOSED and cb.fail_counter == 0:
+                return
+            with cb.calling():
                 pass
             return
         # Re-raising inside calling() lets pybreaker classify the exception with its exclude

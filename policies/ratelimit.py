@@ -1,7 +1,9 @@
 """Rate limits on `limits.aio`, behind one interface whatever the storage.
 
 `RateLimiter` counts in process memory (`memory://`) or in Redis (`redis://...`), so several
-gateway processes can share one budget by changing a URI, not code. It answers a `Decision`
+gateway processes can share one budget by changing a URI, not code. The default fixed
+window counts with `policies.fixed_window` (one storage operation a hit); the other
+strategies with `limits`. It answers a `Decision`
 carrying everything the response needs (the `RateLimit-*` headers, `Retry-After`); it never
 decides what to do when the storage is down: it raises `RateLimitUnavailable` and the caller
 fails open or closed.
@@ -34,6 +36,8 @@ from limits.aio.strategies import RateLimiter as _Strategy
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from policies.fixed_window import MemoryWindows, RedisWindows
+
 try:
     from redis.exceptions import RedisError
 except ImportError:  # memory-only deployments need not install redis
@@ -61,6 +65,8 @@ STRATEGIES: dict[str, Callable[[Storage], _Strategy]] = {
 
 _MEMORY_SCHEMES = frozenset({"memory"})
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel"})
+# Schemes a plain redis.asyncio client opens; cluster and sentinel stay with `limits`.
+_PLAIN_REDIS = frozenset({"redis", "rediss"})
 
 # redis-py waits 5 s by default; a hung Redis would then stall every request that long.
 _REDIS_DEFAULTS: dict[str, Any] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
@@ -156,11 +162,16 @@ class RateLimiter:
         if self._is_redis and importlib.util.find_spec("redis") is None:
             raise ValueError(f"rate-limit storage {storage_uri!r} needs the redis package")
         self._uri = f"async+{scheme}://{_rest}"
+        self._redis_url = f"{scheme}://{_rest}"
         self._strategy_name = strategy
         self._key_prefix = key_prefix
         self._options = dict(storage_options or {})
         self._storage: Storage | None = None
         self._limiter: _Strategy | None = None
+        # The fixed window's own counters: one operation a hit (policies.fixed_window).
+        self._fixed = strategy == "fixed-window" and (not self._is_redis or scheme in _PLAIN_REDIS)
+        self._memory: MemoryWindows | None = None
+        self._redis: RedisWindows | None = None
 
     def _build(self) -> _Strategy:
         # No await before the assignment: concurrent first calls cannot build two storages.
@@ -179,11 +190,39 @@ class RateLimiter:
             self._limiter = STRATEGIES[self._strategy_name](storage)
         return self._limiter
 
+    def _windows(self) -> MemoryWindows | RedisWindows:
+        if not self._is_redis:
+            if self._memory is None:
+                self._memory = MemoryWindows()
+            return self._memory
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            options = {**_REDIS_DEFAULTS, **self._options}
+            pool = options.pop("connection_pool", None)
+            if pool is not None:  # the caller's pool: its timeouts, its connections
+                client = aioredis.Redis(connection_pool=pool)
+            else:
+                client = aioredis.Redis.from_url(self._redis_url, **options)
+            self._redis = RedisWindows(client, self._key_prefix)
+        return self._redis
+
     async def hit(self, rate: str, *keys: str, cost: int = 1) -> Decision:
         """Consume `cost` from the budget; refused hits are answered with the wait."""
         item = parse_rate(rate)
         if cost < 1:
             raise ValueError(f"cost must be at least 1, got {cost}")
+        if self._fixed:
+            key = _window_key(item, keys)
+            windows = self._windows()
+            if isinstance(windows, MemoryWindows):
+                count, reset_at = windows.hit(key, item.get_expiry(), cost)
+            else:
+                try:
+                    count, reset_at = await windows.hit(key, item.get_expiry(), cost)
+                except _STORAGE_ERRORS as exc:
+                    raise RateLimitUnavailable(f"rate-limit storage failed: {exc!r}") from exc
+            return _decision(item, count <= item.amount, reset_at, item.amount - count)
         ids = [_identifier(k) for k in keys]
         limiter = self._build()
         try:
@@ -198,6 +237,18 @@ class RateLimiter:
     async def peek(self, rate: str, *keys: str) -> Decision:
         """What a hit of cost 1 would be told, without consuming anything."""
         item = parse_rate(rate)
+        if self._fixed:
+            windows = self._windows()
+            try:
+                count, reset_at = (
+                    windows.peek(_window_key(item, keys))
+                    if isinstance(windows, MemoryWindows)
+                    else await windows.peek(_window_key(item, keys))
+                )
+            except _STORAGE_ERRORS as exc:
+                raise RateLimitUnavailable(f"rate-limit storage failed: {exc!r}") from exc
+            remaining = item.amount - count
+            return _decision(item, remaining >= 1, reset_at, remaining)
         ids = [_identifier(k) for k in keys]
         limiter = self._build()
         try:
@@ -208,6 +259,16 @@ class RateLimiter:
 
     async def reset(self) -> None:
         """Forget every counter (on Redis: every key under this limiter's prefix)."""
+        if self._fixed:
+            windows = self._windows()
+            if isinstance(windows, MemoryWindows):
+                windows.reset()
+                return
+            try:
+                await windows.reset()
+            except _STORAGE_ERRORS as exc:
+                raise RateLimitUnavailable(f"rate-limit storage failed: {exc!r}") from exc
+            return
         self._build()
         assert self._storage is not None
         try:
@@ -217,6 +278,11 @@ class RateLimiter:
 
     async def close(self) -> None:
         """Release the storage; a later call builds a new one in whatever loop then runs."""
+        self._memory = None
+        redis_windows, self._redis = self._redis, None
+        if redis_windows is not None:
+            with contextlib.suppress(*_STORAGE_ERRORS):
+                await redis_windows.close()
         storage, self._storage, self._limiter = self._storage, None, None
         if storage is None:
             return
@@ -232,6 +298,11 @@ class RateLimiter:
         if aclose is not None:
             with contextlib.suppress(*_STORAGE_ERRORS):
                 await aclose()
+
+
+def _window_key(item: limits.RateLimitItem, keys: tuple[str, ...]) -> str:
+    return "/".join([*map(_identifier, keys), str(item.amount), str(item.multiples),
+                     item.GRANULARITY.name])
 
 
 def _decision(

@@ -17,8 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config.load import parse_config
 from gateway.config.model import Config
+from gateway.games.sync import CatalogSync
 from gateway.http.app import create_app
-from gateway.http.context import GATEWAY
+from gateway.http.context import CATALOG, GATEWAY
 from gateway.runtime.gateway import Gateway
 from simulators.stack import TRUSTLY_USERNAME, DemoSecrets, Stack, make_secrets, start_stack
 
@@ -135,6 +136,15 @@ class GatewayUnderTest:
     @property
     def gateway(self) -> Gateway:
         return self.client.server.app[GATEWAY]
+
+    @property
+    def catalog(self) -> CatalogSync:
+        return self.client.server.app[CATALOG]
+
+    async def catalog_ready(self) -> None:
+        """Every aggregator's first catalog attempt has ended (fetched or failed)."""
+        for tracker in list(self.catalog.trackers.values()):
+            await tracker.wait_first()
 
     @property
     def url(self) -> str:

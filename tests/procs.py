@@ -75,6 +75,14 @@ class GatewayProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    async def log_once(self, text: str, timeout_s: float = 5.0) -> str:
+        """The log, once it holds `text` (or when `timeout_s` is up): lines reach the file
+        from the gateway's writer thread, a few milliseconds after they are logged."""
+        deadline = time.monotonic() + timeout_s
+        while text not in (log := self.log()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return log
+
     def kill(self) -> None:
         """SIGKILL, to the whole process group: no cleanup, no last write."""
         if self.proc is None or self.proc.poll() is not None:

@@ -173,6 +173,12 @@ def main() -> None:
             },
         },
     )
+    # Slotegrator's answer to a launch (POST /games/init), for row G.
+    launched = page[0]
+    write(
+        "slotegrator_game_init.json",
+        {"url": f"https://games.slotegrator.example/play/{launched.slotegrator[0]}?session=bench"},
+    )
     intent = payment_intent()
     write("stripe_payment_intent.json", intent)
     # The Stripe adapter's health probe lists intents (GET /v1/payment_intents?limit=1).

@@ -7,6 +7,7 @@ a variable NAME that is not set may be given as NAME_FILE, the path of a file ho
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -23,6 +24,7 @@ from gateway.config.events import EventSettings, parse_settings
 from gateway.config.model import (
     DEFAULT_MAX_BODY,
     DEFAULT_TIMEOUT_MS,
+    CatalogSettings,
     ClientConfig,
     Config,
     CorsConfig,
@@ -67,6 +69,7 @@ class Builder:
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self.secret_values: list[str] = []
+        self.notes: list[str] = []
 
     def fail(self, path: str, problem: str) -> None:
         self.problems.append(f"{path}: {problem}")
@@ -81,6 +84,8 @@ class Builder:
             and (p := self.provider(name, spec, defaults)) is not None
         }
         routes = {op: self.route(op, spec, providers) for op, spec in doc["routes"].items()}
+        providers = self.catalog_refresh(providers, routes)
+        aliases = self.aliases(doc.get("studio_aliases", {}))
         listen = doc.get("listen", {})
         secret = None
         if "payment_id_secret_env" in doc:
@@ -93,7 +98,8 @@ class Builder:
             listen_port=listen.get("port", 8080),
             max_body_bytes=doc.get("max_body_bytes", DEFAULT_MAX_BODY),
             log_level=str(doc.get("log_level", "INFO")).upper(),
-            studio_aliases=self.aliases(doc.get("studio_aliases", {})),
+            studio_aliases=aliases,
+            studio_blocked_countries=self.studios(doc.get("studios", {}), aliases),
             payment_id_secret=secret,
             payment_retries=defaults.get("payment_retries", 1),
             clients=self.clients(doc.get("clients", [])),
@@ -111,6 +117,7 @@ class Builder:
             redacted=redact(doc),
             secret_values=tuple(self.secret_values),
             warnings=tuple(self.warnings),
+            notes=tuple(self.notes),
         )
 
     # -- providers
@@ -140,6 +147,7 @@ class Builder:
             self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
         breaker = BreakerSettings(**{**defaults.get("breaker", {}), **spec.get("breaker", {})})
         health = HealthSettings(**{**defaults.get("health", {}), **spec.get("health", {})})
+        catalog = self.catalog(path, spec, defaults, adapter_spec.kind)
         settings = {
             "adapter": spec["adapter"],
             "base_url": spec["base_url"].rstrip("/"),
@@ -166,7 +174,56 @@ class Builder:
             adapter=adapter,
             fingerprint=fingerprint,
             spec=adapter_spec,
+            catalog=catalog,
+            blocked_countries=frozenset(spec.get("blocked_countries", ())),
         )
+
+    def catalog(
+        self, path: str, spec: dict[str, Any], defaults: dict[str, Any], kind: str
+    ) -> CatalogSettings:
+        if kind != "games":
+            for key in ("catalog", "blocked_countries"):
+                if key in spec:
+                    self.fail(f"{path}.{key}", "only a game aggregator has a catalog")
+            return CatalogSettings()
+        settings = CatalogSettings(**{**defaults.get("catalog", {}), **spec.get("catalog", {})})
+        if settings.max_stale_s < settings.refresh_s:
+            # Named where it was written: the provider's own block, else the defaults.
+            where = f"{path}.catalog" if "catalog" in spec else "defaults.catalog"
+            problem = (
+                f"{where}: max_stale_s ({settings.max_stale_s:g}) must be at least refresh_s "
+                f"({settings.refresh_s:g}), or a catalog expires before its next refresh"
+            )
+            if problem not in self.problems:
+                self.problems.append(problem)
+        return settings
+
+    def catalog_refresh(
+        self, providers: dict[str, ProviderConfig], routes: dict[str, RouteConfig]
+    ) -> dict[str, ProviderConfig]:
+        """`cache:` on a games route, from before the catalog was kept warm: its ttl_s
+        becomes the refresh interval of the route's aggregators that set none themselves."""
+        # Only providers that were built: a spec the schema refused may be anything.
+        explicit = {
+            name
+            for name in providers
+            if "refresh_s" in (self.doc["providers"][name].get("catalog") or {})
+        }
+        ttl: dict[str, float] = {}
+        for op, route in routes.items():
+            if not op.startswith("games.") or route.cache is None:
+                continue
+            affected = [n for n in route.providers if n in providers and n not in explicit]
+            self.notes.append(_cache_note(op, route.cache, affected))
+            if route.cache.ttl_s > 0:
+                for name in affected:
+                    ttl[name] = min(ttl.get(name, route.cache.ttl_s), route.cache.ttl_s)
+        out = dict(providers)
+        for name, refresh in ttl.items():
+            settings = providers[name].catalog
+            catalog = CatalogSettings(refresh, max(settings.max_stale_s, refresh))
+            out[name] = dataclasses.replace(providers[name], catalog=catalog)
+        return out
 
     def credentials(
         self, path: str, given: dict[str, Any], spec: AdapterSpec
@@ -368,6 +425,20 @@ class Builder:
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}
 
+    def studios(
+        self, given: dict[str, Any], aliases: Mapping[str, str]
+    ) -> dict[str, frozenset[str]]:
+        """Studio name as written (any spelling) -> its canonical slug, as game ids use."""
+        out: dict[str, frozenset[str]] = {}
+        for name, spec in given.items():
+            slug = slugify(name)
+            if not slug:
+                self.fail(f"studios.{name}", "a studio name needs letters or digits")
+                continue
+            slug = aliases.get(slug, slug)
+            out[slug] = out.get(slug, frozenset()) | frozenset(spec.get("blocked_countries", ()))
+        return out
+
     def clients(self, given: list[dict[str, Any]]) -> tuple[ClientConfig, ...]:
         out: list[ClientConfig] = []
         seen_ids: set[str] = set()
@@ -410,3 +481,18 @@ class Builder:
             k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
         }
         return CorsConfig(**spec)
+
+
+def _cache_note(op: str, cache: CacheSettings, affected: list[str]) -> str:
+    who = ", ".join(affected)
+    if not affected:
+        refresh = "ttl_s is ignored: each of its aggregators sets catalog.refresh_s"
+    elif cache.ttl_s > 0:
+        refresh = f"ttl_s {cache.ttl_s:g} sets catalog.refresh_s of {who}"
+    else:
+        refresh = f"ttl_s 0 no longer means a fetch per request; {who} keep catalog.refresh_s"
+    return (
+        f"routes.{op}.cache: games routes now read the catalog snapshot kept warm in the "
+        f"background, and no request fetches a catalog. {refresh}; the stale_* windows no "
+        "longer apply (catalog.max_stale_s keeps a catalog while its refreshes fail)."
+    )

@@ -21,6 +21,18 @@ from policies.routing import Rule
 
 DEFAULT_TIMEOUT_MS = 2000
 DEFAULT_MAX_BODY = 65536
+DEFAULT_CATALOG_REFRESH_S = 300.0
+# A catalog changes rarely, and a lobby with a provider's games gone is worse than one a day
+# behind: while refreshes fail, the last good catalog is kept this long.
+DEFAULT_CATALOG_MAX_STALE_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSettings:
+    """How one aggregator's catalog is kept warm (`providers.<name>.catalog`)."""
+
+    refresh_s: float = DEFAULT_CATALOG_REFRESH_S
+    max_stale_s: float = DEFAULT_CATALOG_MAX_STALE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +48,13 @@ class ProviderConfig:
     max_connections: int
     adapter: Any = field(repr=False, compare=False)
     # Digest of every setting, secrets included, so a reload can tell what changed
-    # without keeping or comparing the secrets themselves.
+    # without keeping or comparing the secrets themselves. The catalog settings and
+    # blocked countries are left out: changing them keeps breakers, health and catalog.
     fingerprint: str = ""
     spec: AdapterSpec = field(default_factory=lambda: AdapterSpec("games", (), frozenset()))
+    catalog: CatalogSettings = CatalogSettings()
+    # Countries none of this provider's offers may be launched in (ISO 3166-1 alpha-2).
+    blocked_countries: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +163,8 @@ class Config:
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_level: str = "INFO"
     studio_aliases: Mapping[str, str] = field(default_factory=dict)
+    # Studio slug (after aliases) -> countries none of its games may be offered in.
+    studio_blocked_countries: Mapping[str, frozenset[str]] = field(default_factory=dict)
     payment_id_secret: bytes | None = field(default=None, repr=False)
     payment_retries: int = 1
     clients: tuple[ClientConfig, ...] = ()
@@ -167,6 +185,8 @@ class Config:
     secret_values: tuple[str, ...] = field(default=(), repr=False)
     # What `check` warns about: valid, but probably not what was meant.
     warnings: tuple[str, ...] = ()
+    # What a valid file means differently from how it reads (printed by `check`, logged).
+    notes: tuple[str, ...] = ()
 
 
 def ledger_problem(config: Config, ledger: LedgerSettings, processes: int) -> str | None:

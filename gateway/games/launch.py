@@ -1,27 +1,40 @@
-"""Launching a game: one call to an aggregator that offers it, failing over between offers."""
+"""Launching a game: one call to an aggregator that offers it, failing over between offers.
+
+The game comes from the catalog snapshot, never from a fetch. Its offers are narrowed to
+those that may serve the player's country (451 when none may), then to the aggregators
+usable now (503 with Retry-After when none is): a skipped aggregator's games stay known.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import LaunchRequest, LaunchResult
-from gateway.games.catalog import find_game
+from gateway.games.catalog import find_game, read_catalog
+from gateway.games.jurisdiction import launchable_offers
 from gateway.problems import ApiError
 from gateway.upstream.calls import AttemptFailed, call_provider
 from gateway.upstream.selection import no_provider
 from policies.failover import read_may_fail_over
 
 if TYPE_CHECKING:
+    from gateway.games.sync import CatalogSync
     from gateway.runtime.gateway import Gateway, Runtime
 
 
 async def launch(
-    gw: Gateway, rt: Runtime, game_id: str, body: dict[str, Any], ip: str | None
+    gw: Gateway,
+    sync: CatalogSync,
+    rt: Runtime,
+    game_id: str,
+    body: dict[str, Any],
+    ip: str | None,
 ) -> tuple[LaunchResult, str]:
-    game, _ = await find_game(gw, rt, "games.launch", game_id)
+    snapshot, _ = await read_catalog(sync, rt, "games.launch")
+    game = find_game(snapshot, game_id)
     if body["mode"] == "demo" and not game.demo:
         raise ApiError("invalid_request", f"game '{game_id}' has no demo mode")
-    offers = {o.provider: o.provider_game_id for o in game.offers}
+    offers = {o.provider: o.provider_game_id for o in launchable_offers(game, body.get("country"))}
     selection = gw.selection(rt, "games.launch", offers)
     if not selection.candidates:
         raise no_provider("games.launch", selection)

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config.model import ClientConfig
-from gateway.http.context import CTX, GATEWAY, json_response
+from gateway.http.context import CATALOG, CTX, GATEWAY, json_response
 from gateway.problems import ApiError
 from gateway.runtime.gateway import Gateway, Runtime
 from gateway.upstream.providers import ProviderState
@@ -31,11 +31,8 @@ audit = logging.getLogger("gateway.audit")
 # Each role includes the ones below it. `client` (a frontend key) is not on the ladder.
 ROLE_LEVELS = {"viewer": 1, "operator": 2, "admin": 3}
 
-# Cache key prefixes, as gateway.games.catalog (catalogs) and gateway.http.api (payments.get)
-# build keys.
-# A provider's catalog is one entry whatever games route reads it, so flushing one games
-# route flushes its providers' catalogs for the other games routes too.
-CATALOG_PREFIX = "catalog:{provider}:"
+# The cache key prefix gateway.http.api gives payments.get answers. Games routes read the
+# catalog snapshot, which is refreshed (POST /admin/catalog/refresh), never flushed.
 PAYMENT_PREFIX = "payment:"
 
 AdminHandler = Callable[[web.Request, ClientConfig], Awaitable[web.StreamResponse]]
@@ -252,8 +249,12 @@ def _cache_prefixes(rt: Runtime, route: str) -> list[str]:
     if conf is None:
         known = ", ".join(sorted(rt.config.routes))
         raise ApiError("invalid_request", f"unknown route '{route}' (configured: {known})")
-    if route.startswith("games."):  # list, get and launch all read the providers' catalogs
-        return [CATALOG_PREFIX.format(provider=name) for name in conf.providers]
+    if route.startswith("games."):
+        raise ApiError(
+            "invalid_request",
+            f"route '{route}' reads the catalog snapshot, which is refreshed rather than "
+            "flushed: POST /admin/catalog/refresh",
+        )
     if route == "payments.get":
         return [PAYMENT_PREFIX]
     raise ApiError("invalid_request", f"route '{route}' keeps nothing in the cache")
@@ -285,10 +286,40 @@ async def flush_cache(request: web.Request, client: ClientConfig) -> web.Respons
             flushed += await _invalidate(gw, prefix)
     else:
         flushed = await _invalidate(gw, None)
-    # The merge memo holds the flushed catalogs too: drop it so their memory goes with them.
-    gw.merge_memo.clear()
     _audit(request, client, "cache.flush", ",".join(routes) or "*", flushed=flushed)
     return json_response({"flushed": flushed})
+
+
+# ---- catalog --------------------------------------------------------------------------
+
+
+@requires("viewer")
+async def get_catalog(request: web.Request, client: ClientConfig) -> web.Response:
+    _audit(request, client, "catalog.read", "catalog", level=logging.DEBUG)
+    return json_response(request.app[CATALOG].status())
+
+
+@requires("operator")
+async def refresh_catalog(request: web.Request, client: ClientConfig) -> web.Response:
+    """Fetch now (or adopt a fetch another replica started since) and answer when done."""
+    sync = request.app[CATALOG]
+    unknown = set(request.query) - {"provider"}
+    if unknown:
+        raise ApiError(
+            "invalid_request", f"unknown query parameter(s): {', '.join(sorted(unknown))}"
+        )
+    names = request.query.getall("provider", []) or None
+    missing = sorted(set(names or ()) - set(sync.trackers))
+    if missing:
+        known = ", ".join(sorted(sync.trackers))
+        raise ApiError(
+            "not_found", f"no catalog for {', '.join(missing)} (catalogs kept: {known})"
+        )
+    outcomes = await sync.refresh(names)
+    _audit(
+        request, client, "catalog.refresh", ",".join(names or ["*"]), outcomes=outcomes
+    )
+    return json_response({"refreshed": outcomes, **sync.status()})
 
 
 def add_routes(app: web.Application) -> None:
@@ -303,3 +334,5 @@ def add_routes(app: web.Application) -> None:
         "/admin/providers/{name}/enable", enable_provider, name="admin.providers.enable"
     )
     router.add_delete("/admin/cache", flush_cache, name="admin.cache.flush")
+    router.add_get("/admin/catalog", get_catalog, name="admin.catalog")
+    router.add_post("/admin/catalog/refresh", refresh_catalog, name="admin.catalog.refresh")

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.games.catalog import catalog, find_game
+from gateway.games.catalog import find_game, read_catalog, require_some_catalog
 from gateway.games.launch import launch
-from gateway.games.merge import GameFilter, filter_games, page_of
+from gateway.games.merge import GameFilter
 from gateway.http.body import read_body
-from gateway.http.context import CTX, GATEWAY, json_response
+from gateway.http.context import CATALOG, CTX, GATEWAY, json_response
 from gateway.http.players import require_player
 from gateway.http.validation import openapi_document, validate_body
 from gateway.payments.create import create
@@ -30,7 +30,8 @@ DEFAULT_PAGE_SIZE = 50
 _DIGITS = re.compile(r"[0-9]{1,9}")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _FILTERS = ("provider", "studio", "category", "platform", "q")
-_QUERY_KEYS = frozenset((*_FILTERS, "page", "page_size"))
+_QUERY_KEYS = frozenset((*_FILTERS, "country", "page", "page_size"))
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -67,8 +68,16 @@ def _set_cache_header(request: web.Request, status: str | None) -> dict[str, str
     return {"X-Cache": status}
 
 
+def _country(request: web.Request) -> str | None:
+    raw = request.query.get("country")
+    if not raw:
+        return None
+    if not _COUNTRY.fullmatch(raw):
+        raise ApiError("invalid_request", "country must be an ISO 3166-1 alpha-2 code, e.g. DE")
+    return raw.upper()
+
+
 async def list_games(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
     rt = request[CTX]["runtime"]
     unknown = set(request.query) - _QUERY_KEYS
     if unknown:
@@ -77,32 +86,25 @@ async def list_games(request: web.Request) -> web.Response:
         )
     page = _int_param(request, "page", 1, 1, 1_000_000)
     page_size = _int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    flt = GameFilter(**{k: request.query.get(k) or None for k in _FILTERS})
-    view = await catalog(gw, rt, "games.list")
-    matched = filter_games(view.index.games, flt, rt.config.studio_aliases)
-    body = {
-        "data": [g.to_dict() for g in page_of(matched, page, page_size)],
-        "meta": {
-            "total": len(matched),
-            "page": page,
-            "page_size": page_size,
-            "partial": view.partial,
-            "providers": view.providers,
-        },
-    }
-    return json_response(body, headers=_set_cache_header(request, view.cache_status))
+    flt = GameFilter(
+        **{k: request.query.get(k) or None for k in _FILTERS}, country=_country(request)
+    )
+    snapshot, status = await read_catalog(request.app[CATALOG], rt, "games.list")
+    require_some_catalog(snapshot)
+    body = snapshot.page_body(flt, page, page_size)
+    headers = _set_cache_header(request, status)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 async def get_game(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
     rt = request[CTX]["runtime"]
     game_id = request.match_info["game_id"]
-    view = await catalog(gw, rt, "games.get")
-    body = view.index.game_json(game_id)
+    snapshot, status = await read_catalog(request.app[CATALOG], rt, "games.get")
+    body = snapshot.game_body(game_id)
     if body is None:
-        await find_game(gw, rt, "games.get", game_id)  # raises the right problem
+        find_game(snapshot, game_id)  # raises the right problem
         raise ApiError("not_found", f"no game '{game_id}'")
-    headers = _set_cache_header(request, view.cache_status)
+    headers = _set_cache_header(request, status)
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
@@ -114,7 +116,8 @@ async def launch_game(request: web.Request) -> web.Response:
     if token_player is not None and (body.get("player_id") or body["mode"] == "real"):
         require_player(token_player, body.get("player_id"))
     game_id = request.match_info["game_id"]
-    result, provider = await launch(gw, rt, game_id, body, request[CTX]["client_ip"])
+    sync = request.app[CATALOG]
+    result, provider = await launch(gw, sync, rt, game_id, body, request[CTX]["client_ip"])
     request[CTX]["provider"] = provider
     return json_response({"launch_url": result.url, "provider": provider, "game_id": game_id})
 

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config.model import Config, LedgerSettings
+from gateway.games.sync import CatalogSync
 from gateway.http import admin, api, cors, events_stream, refunds, webhooks
-from gateway.http.context import GATEWAY
+from gateway.http.context import CATALOG, GATEWAY
 from gateway.http.middleware import context_middleware
 from gateway.runtime.gateway import Gateway
 from gateway.runtime.health_checker import HealthChecker
@@ -38,6 +39,7 @@ def create_app(
     gw = gateway or Gateway(config, ledger=ledger)
     gw.config_path = config_path
     app[GATEWAY] = gw
+    app[CATALOG] = CatalogSync(gw)
     api.add_routes(app)
     refunds.add_routes(app)
     app.router.add_get("/metrics", metrics_handler, name="metrics")
@@ -53,6 +55,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     gw.session = transport.make_session()
     await gw.start()
+    catalog = app[CATALOG]
+    catalog.start()  # every aggregator's first fetch begins now, before any request
     checker = HealthChecker(gw)
     checker.start()
     gw.health_checker = checker
@@ -67,5 +71,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if watcher is not None:
             await watcher.stop()
         await checker.stop()
+        await catalog.close()
         await gw.close()
         await gw.session.close()

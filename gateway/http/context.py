@@ -9,10 +9,13 @@ import orjson
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from gateway.games.sync import CatalogSync
     from gateway.runtime.gateway import Gateway
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
-# Per-request dict: runtime, request_id, client_id, route, provider, cache, failover.
+CATALOG: web.AppKey[CatalogSync] = web.AppKey("catalog")
+# Per-request dict: runtime, request_id, request_id_chosen, client_id, route, provider, cache,
+# failover.
 CTX: web.RequestKey[dict[str, Any]] = web.RequestKey("gw_ctx", dict)
 
 

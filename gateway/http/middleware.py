@@ -42,11 +42,12 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}g{next(_ID_COUNTER):010x}"
 
 
-def _request_id(request: web.Request) -> str:
+def _request_id(request: web.Request) -> tuple[str, bool]:
+    """The request id, and whether the client chose it (only then may it need masking)."""
     given = request.headers.get("X-Request-ID", "")
     if 0 < len(given) <= 128 and all(c in _REQUEST_ID_OK for c in given):
-        return given
-    return new_request_id()
+        return given, True
+    return new_request_id(), False
 
 
 def _client_ip(request: web.Request, proxies: tuple[Any, ...]) -> str | None:
@@ -73,13 +74,14 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Request id, problem+json for every error, metrics and one log line per request."""
     started = time.perf_counter()
     gw = request.app[GATEWAY]
-    request_id = _request_id(request)
+    request_id, chosen = _request_id(request)
     # A CORS preflight's route is named after its resource ("payments.create"): label it apart.
     route = "cors.preflight" if cors.is_preflight(request) else request.match_info.route.name
     route = route or "other"
     ctx = request[CTX] = {
         "runtime": gw.runtime,
         "request_id": request_id,
+        "request_id_chosen": chosen,
         "client_id": "anonymous",
         "route": route,
         "provider": None,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import jsonschema
 
 from adapters.money import EXPONENTS
+from gateway.http.schema_check import Check, compile_schema
 from gateway.problems import ApiError
 
 
@@ -42,6 +43,13 @@ AMOUNT_RULE = (
     "amount must be a positive integer of the currency's minor units (EUR 10.50 is 1050), "
     f"at most {MAX_AMOUNT}"
 )
+
+
+@cache
+def fast_check(component: str) -> Check:
+    """Whether a body is valid, in microseconds; `validator` explains why one is not."""
+    components = openapi_document()["components"]
+    return compile_schema(components["schemas"][component], components["schemas"])
 
 
 def _code_for(error: jsonschema.ValidationError) -> str:
@@ -76,7 +84,9 @@ def validate_body(component: str, body: Any) -> dict[str, Any]:
     """The body if valid, else ApiError with the most specific code of its first problem."""
     if not isinstance(body, dict):
         raise ApiError("invalid_request", "the body must be a JSON object")
-    errors = sorted(validator(component).iter_errors(body), key=lambda e: e.path)
+    errors = [] if fast_check(component)(body) else sorted(
+        validator(component).iter_errors(body), key=lambda e: e.path
+    )
     if errors:
         # Money problems first: they are what a frontend most needs to show the player.
         errors.sort(key=lambda e: _code_for(e) == "invalid_request")

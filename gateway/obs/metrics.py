@@ -8,6 +8,7 @@ config, outcomes from fixed sets.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -21,6 +22,7 @@ from prometheus_client import (
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+REFRESH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 def multiprocess_dir() -> str | None:
@@ -176,6 +178,33 @@ class Metrics:
             registry=r,
         )
 
+        self.catalog_age = gauge(
+            "gateway_catalog_snapshot_age_seconds",
+            "Age of each aggregator's catalog in the snapshot (set when scraped)",
+            ("provider",),
+            mode="max",
+        )
+        self.catalog_games = gauge(
+            "gateway_catalog_snapshot_games",
+            "Games in each aggregator's catalog in the snapshot",
+            ("provider",),
+            mode="max",
+        )
+        self.catalog_refreshes = Counter(
+            "gateway_catalog_refreshes_total",
+            "Catalog refreshes by provider and outcome (fetched, shared, error, timeout)",
+            ("provider", "outcome"),
+            registry=r,
+        )
+        self.catalog_refresh_duration = Histogram(
+            "gateway_catalog_refresh_duration_seconds",
+            "Time a catalog refresh took, by provider",
+            ("provider",),
+            buckets=REFRESH_BUCKETS,
+            registry=r,
+        )
+        self._before_render: list[Callable[[], None]] = []
+
         # labels() takes a lock and builds a key each call: keep the children we have seen.
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
         self._cache_children: dict[tuple[str, str], Any] = {}
@@ -215,6 +244,14 @@ class Metrics:
             child = self._cache_children[key] = self.cache.labels(route, status.lower())
         child.inc()
 
+    def catalog_refreshed(self, provider: str, outcome: str, elapsed_s: float) -> None:
+        self.catalog_refreshes.labels(provider, outcome).inc()
+        self.catalog_refresh_duration.labels(provider).observe(elapsed_s)
+
+    def before_render(self, hook: Callable[[], None]) -> None:
+        """`hook()` before each scrape: for values that are a function of the time (ages)."""
+        self._before_render.append(hook)
+
     def set_config_hash(self, digest: str) -> None:
         if multiprocess_dir() is None:
             self.config_info.clear()
@@ -225,6 +262,8 @@ class Metrics:
         self.config_info.labels(digest).set(1)
 
     def render(self) -> bytes:
+        for hook in self._before_render:
+            hook()
         if multiprocess_dir() is not None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

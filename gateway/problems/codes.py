@@ -29,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "refund_exceeds_amount": (422, "Refund exceeds what is left"),
     "refund_currency_mismatch": (422, "Refund currency mismatch"),
     "provider_unavailable": (502, "Provider unavailable"),
+    "unavailable_for_legal_reasons": (451, "Unavailable for legal reasons"),
     "no_provider_available": (503, "No provider available"),
     "idempotency_store_unavailable": (503, "Idempotency store unavailable"),
     "unavailable": (503, "Service unavailable"),

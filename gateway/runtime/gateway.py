@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,7 @@ class Gateway:
         self.ledger = Ledger(self.ledger_settings)
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
-        self.merge_memo: dict[Any, Any] = {}
+        self._apply_listeners: list[Callable[[Runtime], None]] = []
         self.last_reload: dict[str, Any] = {"result": "success", "error": None, "at": time.time()}
         self.config_path: str | None = None
         self.health_checker: Any = None
@@ -123,7 +123,6 @@ class Gateway:
             clients={c.key_digest: c for c in config.clients},
         )
         self.runtime = runtime
-        self.merge_memo.clear()
         # PEM keys are multi-line: mask each of their lines too.
         logs.REDACTOR.set_secrets(
             [*config.secret_values, *(ln for v in config.secret_values for ln in v.splitlines())]
@@ -134,7 +133,13 @@ class Gateway:
         for state in states.values():
             self.metrics.provider_healthy.labels(state.name).set(1 if state.health.healthy else 0)
             self.metrics.provider_drained.labels(state.name).set(1 if state.drained else 0)
+        for listener in self._apply_listeners:
+            listener(runtime)
         return runtime
+
+    def on_apply(self, listener: Callable[[Runtime], None]) -> None:
+        """`listener(runtime)` after every config applied (the catalog sync follows reloads)."""
+        self._apply_listeners.append(listener)
 
     def selection(
         self,
@@ -153,9 +158,22 @@ class Gateway:
                 headers={"Retry-After": "5"},
             )
         names = route.providers if order is None else tuple(order)
+        providers = rt.providers
+        blocked_for = self.cooldowns.blocked_for
+        # The usual case, every provider of the route usable: the route's order is the
+        # answer, without building a view of each for the full decision.
+        if all(
+            (state := providers.get(name)) is not None
+            and state.plainly_usable(op)
+            and not blocked_for(name)
+            for name in names
+        ):
+            if offered_by is not None:
+                names = tuple(n for n in names if n in offered_by)
+            return Selection(tuple(dict.fromkeys(names)), (), 0.0)
         views = {
-            name: state.view(op, self.cooldowns.blocked_for(name))
-            for name, state in rt.providers.items()
+            name: state.view(op, blocked_for(name))
+            for name, state in providers.items()
             if name in names
         }
         return select(names, views, offered_by)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,7 +39,24 @@ class SharedState:
         self._applying = False
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         self.connected = asyncio.Event()
+
+    def on_message(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Messages of type `kind` from other replicas go to `handler` (the catalog sync)."""
+        self._handlers[kind] = handler
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Tell the other replicas, best effort: they also find out on their own schedule."""
+        payload = orjson.dumps({**message, "origin": self.origin, "at": time.time()})
+
+        async def send() -> None:
+            with contextlib.suppress(Exception):  # degraded: nobody to tell
+                await self.link.call(lambda: self.link.client.publish(self.channel, payload))
+
+        task = asyncio.create_task(send())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     # ---- outgoing
 
@@ -102,6 +119,10 @@ class SharedState:
     def apply(self, message: dict[str, Any], *, resync: bool = False) -> None:
         if message.get("origin") == self.origin:
             return
+        handler = self._handlers.get(str(message.get("type")))
+        if handler is not None:
+            handler(message)
+            return
         state = self.gw.registry.get(str(message.get("provider")))
         if state is None:
             return
@@ -144,6 +165,9 @@ class SharedState:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
                 self.connected.clear()
+                # Requests that never touch Redis (catalog reads, payments) would not notice
+                # the outage; the channel does, and /readyz and the metric then say so.
+                self.link.mark_degraded(exc)
                 log.debug("state channel lost; resubscribing", extra={"error": str(exc)})
                 await asyncio.sleep(RECONNECT_S)
             finally:

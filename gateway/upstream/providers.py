@@ -77,6 +77,14 @@ class ProviderState:
         self.last_error = logs.REDACTOR.scrub(message)[:300]
         self.last_error_at = time.time()
 
+    def plainly_usable(self, op: str) -> bool:
+        """Not drained, healthy both ways, breaker closed: nothing for selection to weigh."""
+        return (
+            not self.drained
+            and self.health.healthy
+            and self.breaker(op).state == "closed"
+        )
+
     def view(self, op: str, cooldown_s: float = 0.0) -> ProviderView:
         breaker = self.breaker(op)
         return ProviderView(

@@ -8,6 +8,7 @@ connection certainly did not; a timeout or a reset after sending may have.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import aiohttp
@@ -44,6 +45,12 @@ def make_session(per_host: int = 100) -> aiohttp.ClientSession:
     )
 
 
+@lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    # One object per provider timeout instead of one per call: it is immutable.
+    return aiohttp.ClientTimeout(total=seconds, connect=seconds)
+
+
 async def send(
     session: aiohttp.ClientSession,
     base_url: str,
@@ -51,7 +58,7 @@ async def send(
     timeout_s: float,
     max_body_bytes: int = 32 * 1024 * 1024,
 ) -> UpstreamResponse:
-    timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
+    timeout = _timeout(timeout_s)
     try:
         async with session.request(
             request.method,

@@ -105,12 +105,14 @@ ENDPOINTS = [
     ("GET", "/admin/config"),
     ("GET", "/admin/config/status"),
     ("GET", "/admin/providers"),
+    ("GET", "/admin/catalog"),
     ("POST", "/admin/reload"),
     ("POST", "/admin/providers/hub88/drain"),
     ("POST", "/admin/providers/hub88/enable"),
     ("DELETE", "/admin/cache"),
+    ("POST", "/admin/catalog/refresh"),
 ]
-READS, ACTIONS = ENDPOINTS[:3], ENDPOINTS[3:]
+READS, ACTIONS = ENDPOINTS[:4], ENDPOINTS[4:]
 
 
 def expect(reads: int, actions: int) -> dict[str, int]:
@@ -257,6 +259,7 @@ async def test_drain_takes_a_provider_out_and_enable_brings_it_back(
         shared.append((name, drained, actor))
 
     monkeypatch.setattr(admin_gw.gateway, "on_drain_change", on_drain_change)
+    await admin_gw.catalog_ready()
     resp = await admin_gw.client.post("/admin/providers/hub88/drain", headers=OPERATOR)
     assert resp.status == 200
     state = await resp.json()
@@ -266,12 +269,12 @@ async def test_drain_takes_a_provider_out_and_enable_brings_it_back(
     resp = await admin_gw.client.get("/v1/games", headers=WEB)
     assert resp.status == 200
     meta = (await resp.json())["meta"]
-    # Selection skips the drained provider; the catalog reports a skipped one as "error".
-    assert meta["providers"] == {"hub88": "error", "slotegrator": "ok"}
-    assert meta["partial"] is True
+    # Selection decides who is called, not which games exist: Hub88's stay listed.
+    assert meta["providers"] == {"hub88": "ok", "slotegrator": "ok"}
+    assert meta["partial"] is False and meta["total"] == 34
     assert await launch(admin_gw) == "slotegrator"
     assert admin_gw.calls("hub88", HUB88_LAUNCH) == 0
-    assert admin_gw.calls("hub88", HUB88_LIST) == 0
+    assert admin_gw.calls("hub88", HUB88_LIST) == 1  # the catalog fetched at start
     ready = await (await admin_gw.client.get("/readyz")).json()
     for route in ("games.list", "games.get", "games.launch"):
         assert ready["routes"][route]["skipped"] == {"hub88": "drained"}
@@ -340,20 +343,20 @@ async def list_games(gw: GatewayUnderTest) -> str:
     return resp.headers["X-Cache"]
 
 
-async def test_flushing_a_route_forces_a_refetch(
+async def test_games_routes_are_refreshed_not_flushed(
     make_gateway: MakeGateway, audit_log: pytest.LogCaptureFixture
 ):
     gw = await make_gateway(merge(CLIENTS, CACHED), env=KEYS)
-    assert await list_games(gw) == "MISS"
+    await gw.catalog_ready()
     assert await list_games(gw) == "HIT"
-    assert gw.calls("hub88", HUB88_LIST) == 1
     resp = await gw.client.delete("/admin/cache", params={"route": "games.list"}, headers=OPERATOR)
-    assert resp.status == 200
-    assert await resp.json() == {"flushed": 2}  # one catalog per aggregator
-    assert await list_games(gw) == "MISS"
-    assert gw.calls("hub88", HUB88_LIST) == 2
-    assert gw.calls("slotegrator", SLOT_LIST) == 6  # three pages, twice
-    assert audit_lines(audit_log) == [("ops", "cache.flush", "games.list")]
+    assert resp.status == 400
+    problem = await resp.json()
+    assert problem["code"] == "invalid_request"
+    assert "POST /admin/catalog/refresh" in problem["detail"]
+    assert await list_games(gw) == "HIT"
+    assert (gw.calls("hub88", HUB88_LIST), gw.calls("slotegrator", SLOT_LIST)) == (1, 3)
+    assert audit_lines(audit_log) == []
 
 
 async def test_flushing_payments_leaves_catalogs(make_gateway: MakeGateway):
@@ -373,7 +376,7 @@ async def test_flushing_payments_leaves_catalogs(make_gateway: MakeGateway):
     for expected in ("MISS", "HIT"):
         resp = await gw.client.get(f"/v1/payments/{payment_id}", headers=WEB)
         assert resp.headers["X-Cache"] == expected
-    await list_games(gw)
+    await gw.catalog_ready()
     resp = await gw.client.delete(
         "/admin/cache", params={"route": "payments.get"}, headers=OPERATOR
     )
@@ -382,7 +385,8 @@ async def test_flushing_payments_leaves_catalogs(make_gateway: MakeGateway):
     resp = await gw.client.get(f"/v1/payments/{payment_id}", headers=WEB)
     assert resp.headers["X-Cache"] == "MISS"
     resp = await gw.client.delete("/admin/cache", headers=ROOT)
-    assert await resp.json() == {"flushed": 3}  # everything: two catalogs and the payment
+    assert await resp.json() == {"flushed": 1}  # everything the cache holds: the payment
+    assert await list_games(gw) == "HIT"  # catalogs are not cache entries
 
 
 @pytest.mark.parametrize(
@@ -412,6 +416,7 @@ async def test_reload_applies_a_valid_file_and_refuses_a_bad_one(
     file_gateway: FileGateway, stack: Stack, audit_log: pytest.LogCaptureFixture
 ):
     gw, path = await file_gateway()
+    await gw.catalog_ready()
     before = await status_of(gw)
     assert before["file"] == str(path) and before["watching"] is True
 
@@ -427,7 +432,9 @@ async def test_reload_applies_a_valid_file_and_refuses_a_bad_one(
     assert after["hash"] == new_hash != before["hash"]
     assert after["loaded_at"] > before["loaded_at"]
     assert after["last_reload"]["result"] == "success"
-    assert await list_games(gw) == "MISS"  # the reloaded route caches now
+    # The same aggregators with the same settings: the catalogs carry over the reload.
+    assert await list_games(gw) == "HIT"
+    assert gw.calls("hub88", HUB88_LIST) == 1
 
     bad = merge(base_config(stack), CLIENTS)
     bad["routes"]["games.list"]["providers"] = ["hub88", "hub99"]
@@ -483,7 +490,7 @@ async def test_status_says_the_file_matches_the_running_config_after_a_revert(
 async def test_reads_are_audited_at_debug_only(
     admin_gw: GatewayUnderTest, audit_log: pytest.LogCaptureFixture
 ):
-    for path in ("/admin/config", "/admin/config/status", "/admin/providers"):
+    for path in ("/admin/config", "/admin/config/status", "/admin/providers", "/admin/catalog"):
         assert (await admin_gw.client.get(path, headers=VIEWER)).status == 200
     assert audit_lines(audit_log) == []
     reads = [(r.actor, r.action) for r in audit_log.records]  # type: ignore[attr-defined]
@@ -491,4 +498,5 @@ async def test_reads_are_audited_at_debug_only(
         ("ops-viewer", "config.read"),
         ("ops-viewer", "config.status"),
         ("ops-viewer", "providers.read"),
+        ("ops-viewer", "catalog.read"),
     ]

@@ -62,24 +62,25 @@ def test_bench_smoke_writes_every_row_and_ratio(tmp_path: Path) -> None:
     assert result["mode"] == "smoke"
 
     rows = {row["row"]: row for row in result["rows"]}
-    assert list(rows) == ["A", "B", "C", "D", "E", "F", "P", "Q"]
+    assert list(rows) == ["A", "B", "C", "D", "E", "F", "G", "H", "P", "Q"]
     for name, row in rows.items():
         assert row["available"], f"row {name}: {row['note']}"
         assert row["requests_per_s"] > 0, name
         assert 0 < row["p50_ms"] <= row["p99_ms"], name
         # A 429 or a 5xx would mean the row measured an error path, not the request.
         assert row["non_2xx"] == 0 and row["socket_errors"] == 0, (name, row["note"])
-    for name in ("C", "D", "E", "F", "P", "Q"):
+    for name in ("C", "D", "E", "F", "G", "H", "P", "Q"):
         assert rows[name]["peak_rss_mib"] > 0, name
     assert rows["F"]["processes"] >= 3  # the supervisor and its two workers
     for name in ("P", "Q"):  # every answer a fresh 201, counted by bench/create_payment.lua
         assert rows[name]["unexpected_status"] == 0 and not rows[name]["failed"], name
 
     ratios = {ratio["ratio"]: ratio for ratio in result["ratios"]}
-    assert set(ratios) == {"D/C", "E/C", "D/B", "P/C", "Q/C"}
+    assert set(ratios) == {"D/C", "D/B", "E/C", "G/C", "H/D", "P/C", "Q/C"}
+    assert ratios["H/D"]["target"] == "<= 1.1" and ratios["G/C"]["target"] == ">= 0.8"
     for ratio in ratios.values():
         assert ratio["value"] > 0
-        assert ratio["pass"] in ((None,) if ratio["minimum"] is None else (True, False))
+        assert ratio["pass"] in ((None,) if ratio["bound"] is None else (True, False))
 
     added = result["added_p99"]
     assert added["A"]["requests"] > 0 and added["E"]["requests"] > 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import jsonschema
 
 from gateway.http.validation import openapi_document
 from simulators.faults import Faults
+from simulators.stack import Stack
 from tests.conftest import GatewayUnderTest, MakeGateway
 
 HUB88_LIST = "/operator/generic/v2/game/list"
@@ -98,41 +101,69 @@ async def test_get_one_game_and_unknown_game(gw: GatewayUnderTest):
     assert problem["request_id"] == resp.headers["X-Request-ID"]
 
 
-async def test_one_aggregator_down_gives_partial_catalog(gw: GatewayUnderTest):
-    await gw.stack.servers["hub88"].stop_listening()
+async def test_an_aggregator_down_from_the_start_gives_a_partial_catalog(
+    make_gateway: MakeGateway, stack: Stack
+):
+    await stack.servers["hub88"].stop_listening()
+    gw = await make_gateway()
     resp = await gw.client.get("/v1/games", params={"page_size": "500"})
     assert resp.status == 200
     body = await resp.json()
     assert body["meta"]["partial"] is True
     assert body["meta"]["providers"] == {"hub88": "error", "slotegrator": "ok"}
     assert body["meta"]["total"] == 20
+    # A game that may be Hub88's is not called unknown while Hub88 has no catalog.
+    resp = await gw.client.get("/v1/games/spribe:aviator")
+    assert resp.status == 502 and (await resp.json())["code"] == "provider_unavailable"
 
 
-async def test_hanging_aggregator_is_reported_as_timeout(make_gateway: MakeGateway):
+async def test_hanging_aggregator_is_reported_as_timeout(make_gateway: MakeGateway, stack: Stack):
+    stack.servers["hub88"].faults = Faults(mode="hang")
     gw = await make_gateway({"providers": {"hub88": {"timeout_ms": 200}}})
-    gw.stack.servers["hub88"].faults = Faults(mode="hang")
     resp = await gw.client.get("/v1/games")
     assert resp.status == 200
     body = await resp.json()
     assert body["meta"]["providers"] == {"hub88": "timeout", "slotegrator": "ok"}
 
 
-async def test_garbage_from_aggregator_is_a_classified_error(gw: GatewayUnderTest):
-    gw.stack.servers["slotegrator"].faults = Faults(mode="garbage")
+async def test_garbage_from_aggregator_is_a_classified_error(
+    make_gateway: MakeGateway, stack: Stack
+):
+    stack.servers["slotegrator"].faults = Faults(mode="garbage")
+    gw = await make_gateway()
     resp = await gw.client.get("/v1/games")
     assert resp.status == 200
     body = await resp.json()
     assert body["meta"]["providers"] == {"hub88": "ok", "slotegrator": "error"}
 
 
-async def test_both_aggregators_down_is_a_problem_not_a_500(gw: GatewayUnderTest):
-    await gw.stack.servers["hub88"].stop_listening()
-    gw.stack.servers["slotegrator"].faults = Faults(mode="error")
+async def test_both_aggregators_down_is_a_problem_not_a_500(
+    make_gateway: MakeGateway, stack: Stack
+):
+    await stack.servers["hub88"].stop_listening()
+    stack.servers["slotegrator"].faults = Faults(mode="error")
+    gw = await make_gateway()
     resp = await gw.client.get("/v1/games")
     assert resp.status == 502
     problem = await resp.json()
     assert problem["code"] == "provider_unavailable"
     assert "hub88 error" in problem["detail"] and "slotegrator error" in problem["detail"]
+
+
+async def test_an_aggregator_that_comes_back_is_listed_again(
+    make_gateway: MakeGateway, stack: Stack
+):
+    await stack.servers["hub88"].stop_listening()
+    gw = await make_gateway()
+    await gw.catalog_ready()
+    await stack.servers["hub88"].start_listening()
+    # Failed first attempts are retried in the background, soon (1 s, 2 s, ...).
+    for _ in range(150):
+        body = await (await gw.client.get("/v1/games", params={"page_size": "500"})).json()
+        if not body["meta"]["partial"]:
+            break
+        await asyncio.sleep(0.02)
+    assert body["meta"]["total"] == 34 and body["meta"]["providers"]["hub88"] == "ok"
 
 
 async def test_launch_through_first_provider_in_route_order(gw: GatewayUnderTest):

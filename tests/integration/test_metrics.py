@@ -8,6 +8,7 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulators.faults import Faults
+from simulators.stack import Stack
 from tests.conftest import GatewayUnderTest, MakeGateway
 
 
@@ -26,7 +27,9 @@ def value(samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_every_metric_moves(make_gateway: MakeGateway):
+async def test_every_metric_moves(make_gateway: MakeGateway, stack: Stack):
+    # Slow enough that the first listing has to wait for the catalog: a miss.
+    stack.servers["slotegrator"].faults = Faults(latency_ms=100)
     gw = await make_gateway(
         {
             "clients": [{"id": "web", "key_env": "WEB_KEY"}],
@@ -50,7 +53,7 @@ async def test_every_metric_moves(make_gateway: MakeGateway):
     assert value(before, "gateway_config_info", hash=gw.gateway.runtime.config.hash) == 1
     assert value(before, "gateway_config_last_reload_success_timestamp_seconds") > 0
 
-    await gw.client.get("/v1/games", headers=auth)  # miss
+    await gw.client.get("/v1/games", headers=auth)  # miss: waits for the first fetch
     await gw.client.get("/v1/games", headers=auth)  # hit
     assert (await gw.client.get("/v1/games/netent:starburst", headers=auth)).status == 200
     assert (await gw.client.get("/v1/games/netent:starburst", headers=auth)).status == 429
@@ -85,11 +88,11 @@ async def test_every_metric_moves(make_gateway: MakeGateway):
         value(
             after,
             "gateway_upstream_requests_total",
-            provider="hub88",
-            operation="games.list",
+            provider="slotegrator",
+            operation="catalog",
             outcome="ok",
         )
-        == 1
+        == 3  # one catalog of three pages
     )
     assert (
         value(

@@ -20,6 +20,8 @@ from tests.conftest import GatewayUnderTest, MakeGateway
 # Routes the gateway serves but documents elsewhere (operations, admin, provider callbacks).
 UNDOCUMENTED_PATHS = {"/metrics", "/v1/providers/status", "/v1/events"}
 UNDOCUMENTED_PREFIXES = ("/admin/", "/v1/webhooks/")
+# Admin routes the document describes (those from before it did are in the README).
+DOCUMENTED_ADMIN = {"/admin/catalog", "/admin/catalog/refresh"}
 # HEAD is added by aiohttp to every GET route; OPTIONS answers CORS preflights.
 PROTOCOL_METHODS = {"HEAD", "OPTIONS"}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -46,6 +48,8 @@ GAME = "pragmatic-play:sweet-bonanza"
 
 
 def documented(path: str) -> bool:
+    if path in DOCUMENTED_ADMIN:
+        return True
     if path in UNDOCUMENTED_PATHS or path == "/admin":
         return False
     return not path.startswith(UNDOCUMENTED_PREFIXES)
@@ -336,18 +340,33 @@ async def test_triggered_problems_are_documented_for_their_operation(
     # GET /v1/payments/{payment_id}
     get_payment = "/v1/payments/{payment_id}"
     assert await problem(await c.get("/v1/payments/garbage"), "get", get_payment) == "not_found"
-    # Every aggregator failing.
+    # Only Hub88 sells it, and Hub88 may not offer it in the US (as the simulator says).
+    hub88_only = "/v1/games/spribe:aviator/launch"
+    in_us = {**REAL_LAUNCH, "country": "US"}
+    assert await problem(await c.post(hub88_only, json=in_us), "post", launch) == (
+        "unavailable_for_legal_reasons"
+    )
+    # Only Hub88 sells it, and Hub88 is drained.
+    gw.gateway.runtime.providers["hub88"].drained = True
+    drained = await c.post(hub88_only, json=REAL_LAUNCH)
+    assert await problem(drained, "post", launch) == "no_provider_available"
+    assert int(drained.headers["Retry-After"]) >= 1
+    gw.gateway.runtime.providers["hub88"].drained = False
+    # Every aggregator failing: a launch finds no one; a gateway starting now has no catalog.
     await gw.stack.servers["hub88"].stop_listening()
     gw.stack.servers["slotegrator"].faults = Faults(mode="error")
-    assert await problem(await c.get("/v1/games"), "get", "/v1/games") == "provider_unavailable"
     assert await problem(await c.post(url, json=REAL_LAUNCH), "post", launch) == (
+        "provider_unavailable"
+    )
+    cold = await make_gateway()
+    assert await problem(await cold.client.get("/v1/games"), "get", "/v1/games") == (
         "provider_unavailable"
     )
 
     assert rec.seen == {
         ("get", "/v1/games"): {400, 502},
         ("get", "/v1/games/{game_id}"): {200, 404, 429},
-        ("post", "/v1/games/{game_id}/launch"): {400, 404, 413, 415, 502},
+        ("post", "/v1/games/{game_id}/launch"): {400, 404, 413, 415, 451, 502, 503},
         ("post", "/v1/payments"): {201, 400, 409, 413, 415, 422},
         ("get", "/v1/payments/{payment_id}"): {404},
     }
@@ -472,4 +491,37 @@ async def test_refund_responses_match_the_document(
     assert rec.seen == {
         ("post", create): {201, 202, 400, 404, 409, 413, 415, 422, 503},
         ("get", read): {200, 404},
+    }
+
+
+async def test_admin_catalog_answers_match_the_document(
+    make_gateway: MakeGateway, doc: dict[str, Any]
+):
+    keys = {"VIEW_KEY": "view_" + uuid.uuid4().hex, "OP_KEY": "op_" + uuid.uuid4().hex}
+    gw = await make_gateway(
+        {
+            "clients": [
+                {"id": "viewer", "key_env": "VIEW_KEY", "roles": ["viewer"]},
+                {"id": "ops", "key_env": "OP_KEY", "roles": ["operator"]},
+            ]
+        },
+        env=keys,
+    )
+    await gw.catalog_ready()
+    rec = Recorder(doc)
+    c = gw.client
+    viewer, ops = {"X-API-Key": keys["VIEW_KEY"]}, {"X-API-Key": keys["OP_KEY"]}
+    status = await rec.check(await c.get("/admin/catalog", headers=viewer), "get", "/admin/catalog")
+    assert set(status["providers"]) == {"hub88", "slotegrator"}
+    await rec.check(await c.get("/admin/catalog"), "get", "/admin/catalog")
+    refresh = "/admin/catalog/refresh"
+    refreshed = await rec.check(await c.post(refresh, headers=ops), "post", refresh)
+    assert refreshed["refreshed"] == {"hub88": "fetched", "slotegrator": "fetched"}
+    await rec.check(await c.post(refresh, headers=viewer), "post", refresh)
+    await rec.check(await c.post(refresh + "?provider=nope", headers=ops), "post", refresh)
+    await rec.check(await c.post(refresh + "?x=1", headers=ops), "post", refresh)
+    await rec.check(await c.post(refresh), "post", refresh)
+    assert rec.seen == {
+        ("get", "/admin/catalog"): {200, 401},
+        ("post", "/admin/catalog/refresh"): {200, 400, 401, 403, 404},
     }

@@ -9,6 +9,7 @@ import uuid
 from adapters.base import UpstreamRequest
 from gateway.upstream.calls import AttemptFailed, call_provider
 from simulators.faults import Faults
+from simulators.stack import Stack
 from tests.conftest import MakeGateway
 
 HUB88_LIST = "/operator/generic/v2/game/list"
@@ -79,54 +80,56 @@ async def test_client_wide_limit_and_per_ip_route_limit(make_gateway: MakeGatewa
     assert statuses == [200, 200, 429]
 
 
-async def test_catalog_survives_primary_down_from_secondary_and_stale_cache(
-    make_gateway: MakeGateway,
-):
-    cache = {"ttl_s": 0.2, "stale_while_revalidate_s": 0, "stale_if_error_s": 60}
-    gw = await make_gateway({"routes": {"games.list": {"cache": cache}}})
-    first = await gw.client.get("/v1/games", params={"page_size": "500"})
-    assert first.headers["X-Cache"] == "MISS"
-    hit = await gw.client.get("/v1/games", params={"page_size": "500"})
-    assert hit.headers["X-Cache"] == "HIT"
+async def test_failed_refreshes_keep_serving_the_last_catalogs(make_gateway: MakeGateway):
+    gw = await make_gateway({"defaults": {"catalog": {"refresh_s": 0.2}}})
+    await gw.catalog_ready()
+    assert (await gw.client.get("/v1/games")).headers["X-Cache"] == "HIT"
     await gw.stack.servers["hub88"].stop_listening()
-    await asyncio.sleep(0.25)
+    hub88 = gw.catalog.trackers["hub88"]
+    deadline = time.monotonic() + 5
+    while hub88.status == "ok" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert hub88.status == "error"
     resp = await gw.client.get("/v1/games", params={"page_size": "500"})
     assert resp.status == 200
     assert resp.headers["X-Cache"] == "STALE"
     body = await resp.json()
-    assert body["meta"]["total"] == 34  # Hub88's games from stale cache, Slotegrator fresh
+    assert body["meta"]["total"] == 34  # Hub88's games from its last catalog
     assert body["meta"]["partial"] is False
     gw.stack.servers["slotegrator"].faults = Faults(mode="error")
-    await asyncio.sleep(0.25)
+    slot = gw.catalog.trackers["slotegrator"]
+    deadline = time.monotonic() + 5
+    while slot.status == "ok" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     resp = await gw.client.get("/v1/games", params={"page_size": "500"})
     assert resp.status == 200
     assert resp.headers["X-Cache"] == "STALE"
     assert (await resp.json())["meta"]["total"] == 34
 
 
-async def test_stale_while_revalidate_serves_at_once_and_refreshes_once(
-    make_gateway: MakeGateway,
-):
-    cache = {"ttl_s": 0.2, "stale_while_revalidate_s": 30}
-    gw = await make_gateway({"routes": {"games.list": {"cache": cache}}})
-    await gw.client.get("/v1/games")
-    await asyncio.sleep(0.25)
-    responses = await asyncio.gather(*(gw.client.get("/v1/games") for _ in range(10)))
-    assert {r.headers["X-Cache"] for r in responses} == {"STALE"}
-    deadline = time.monotonic() + 2.0
-    while gw.calls("hub88", HUB88_LIST) < 2:
-        assert time.monotonic() < deadline, "no background refresh"
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # room for a second, unwanted refresh to show up
-    assert gw.calls("hub88", HUB88_LIST) == 2  # the first fetch and ONE background refresh
-    assert (await gw.client.get("/v1/games")).headers["X-Cache"] == "HIT"
+async def test_requests_are_served_while_a_refresh_hangs(make_gateway: MakeGateway):
+    gw = await make_gateway({"providers": {"hub88": {"timeout_ms": 2000}}})
+    await gw.catalog_ready()
+    gw.stack.servers["hub88"].faults = Faults(mode="hang")
+    refresh = asyncio.create_task(gw.catalog.refresh(["hub88"]))
+    hub88 = gw.catalog.trackers["hub88"]
+    while not hub88.refreshing:
+        await asyncio.sleep(0.005)
+    for path in ("/v1/games", "/v1/games/spribe:aviator"):
+        resp = await gw.client.get(path)
+        assert resp.status == 200 and resp.headers["X-Cache"] == "HIT"
+    resp = await gw.client.post("/v1/games/relax-gaming:money-train-2/launch", json=DEMO_LAUNCH)
+    assert resp.status == 200
+    assert hub88.refreshing  # every answer came while the refresh was still hanging
+    gw.stack.servers["hub88"].faults = Faults()
+    assert await refresh == {"hub88": "timeout"}
 
 
-async def test_fifty_concurrent_misses_make_one_upstream_fetch_per_provider(
-    make_gateway: MakeGateway,
+async def test_fifty_concurrent_first_requests_make_one_fetch_per_provider(
+    make_gateway: MakeGateway, stack: Stack
 ):
-    gw = await make_gateway({"routes": {"games.list": CACHED}})
-    gw.stack.servers["hub88"].faults = Faults(latency_ms=100)
+    stack.servers["hub88"].faults = Faults(latency_ms=100)
+    gw = await make_gateway()
     responses = await asyncio.gather(*(gw.client.get("/v1/games") for _ in range(50)))
     assert [r.status for r in responses] == [200] * 50
     assert {r.headers["X-Cache"] for r in responses} == {"MISS"}

@@ -270,8 +270,24 @@ def test_parse_catalog_maps_a_real_shaped_item() -> None:
             platforms=("desktop", "mobile"),
             demo=True,
             thumbnail="https://cdn.hub88.example/pp_sweet_bonanza.png",
+            blocked_countries=frozenset({"US"}),
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["US", "gb", " de "], {"US", "GB", "DE"}),
+        (["USA", "", "U1", 7, None, "ÜS"], set()),
+        (None, set()),
+        ("US", set()),  # a string, not a list of countries
+        ([], set()),
+    ],
+)
+def test_blocked_countries_are_read_as_country_codes(given: Any, expected: set[str]) -> None:
+    (game,) = ADAPTER.parse_catalog(answer(200, [hub88_item(blocked_countries=given)])).games
+    assert game.blocked_countries == frozenset(expected)
 
 
 def test_parse_catalog_skips_disabled_and_incomplete_items() -> None:
@@ -295,7 +311,9 @@ def test_parse_catalog_skips_disabled_and_incomplete_items() -> None:
 
 def test_parse_catalog_with_nulls_everywhere_optional() -> None:
     item: dict[str, Any] = {"game_code": "x", "name": "X", "product": "Spribe"}
-    item |= dict.fromkeys(("category", "platforms", "url_thumb", "volatility", "rtp"))
+    item |= dict.fromkeys(
+        ("category", "platforms", "url_thumb", "volatility", "rtp", "blocked_countries")
+    )
     (game,) = ADAPTER.parse_catalog(answer(200, [item])).games
     assert (game.category, game.rtp, game.volatility, game.platforms, game.thumbnail) == (
         None,
@@ -305,6 +323,7 @@ def test_parse_catalog_with_nulls_everywhere_optional() -> None:
         None,
     )
     assert game.demo is True
+    assert game.blocked_countries == frozenset()
 
 
 def test_parse_catalog_empty_list() -> None:

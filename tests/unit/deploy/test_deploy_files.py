@@ -267,6 +267,20 @@ def test_dockerfile_builds_on_slim_python_in_stages() -> None:
     assert any(f"--from={build_name}" in c and "/opt/venv" in c for c in final("COPY"))
 
 
+def test_uvloop_is_installed_by_default_on_linux_and_in_the_image() -> None:
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (uvloop,) = [Requirement(d) for d in deps if Requirement(d).name == "uvloop"]
+    assert uvloop.marker is not None
+    for platform, wanted in (("linux", True), ("darwin", True), ("win32", False)):
+        env = {"sys_platform": platform, "platform_python_implementation": "CPython"}
+        assert uvloop.marker.evaluate(env) is wanted, platform
+    build = stage_names()["build"]
+    runs = " ".join(i.args for i in dockerfile() if i.stage == build and i.keyword == "RUN")
+    assert 'python -c "import uvloop"' in runs
+
+
 def test_dockerfile_runtime_settings() -> None:
     users = final("USER")
     assert users, "the image must not run as root"

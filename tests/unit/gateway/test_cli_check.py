@@ -59,6 +59,11 @@ VALID_SUMMARY = (
     "games.launch -> slotegrator/hub88, payments.create -> stripe/adyen, "
     "payments.get -> stripe/adyen"
 )
+CATALOG_LINES = (
+    "  catalog hub88: refreshed every 300 s (jittered), kept 86400 s while refreshes fail\n"
+    "  catalog slotegrator: refreshed every 300 s (jittered), kept 86400 s while refreshes "
+    "fail\n"
+)
 
 # name -> (the file, the env variable left out or None, the one problem `check` must name)
 BROKEN: dict[str, tuple[str, str | None, str]] = {
@@ -197,7 +202,7 @@ def test_shipped_config_passes_with_the_demo_variables(runs: dict[str, Run]):
         "ok: config/providers.yaml: 4 providers; games.list -> hub88/slotegrator, "
         "games.get -> hub88/slotegrator, games.launch -> hub88/slotegrator, "
         "payments.create -> stripe/adyen, payments.get -> stripe/adyen\n"
-        "ledger: sqlite file data/ledger.db, settled records kept 120 days\n"
+        "ledger: sqlite file data/ledger.db, settled records kept 120 days\n" + CATALOG_LINES
     )
 
 
@@ -232,8 +237,37 @@ def test_main_check_valid(demo_env: DemoSecrets, tmp_path: Path, capsys):
     assert captured.out == (
         f"ok: {path}: {VALID_SUMMARY}\n"
         "ledger: sqlite file data/ledger.db, settled records kept 120 days\n"
+        f"{CATALOG_LINES}"
     )
     assert captured.err == ""
+
+
+def test_main_check_explains_cache_on_games_routes_and_jurisdiction(
+    demo_env: DemoSecrets, tmp_path: Path, capsys
+):
+    path = tmp_path / "providers.yaml"
+    text = VALID.replace(
+        "games.list: {providers: [hub88, slotegrator]}",
+        "games.list: {providers: [hub88, slotegrator], cache: {ttl_s: 60, stale_if_error_s: 9}}",
+    ).replace(
+        "    credentials: {merchant_id: demo, merchant_key_env: SLOTEGRATOR_KEY}\n",
+        "    credentials: {merchant_id: demo, merchant_key_env: SLOTEGRATOR_KEY}\n"
+        "    blocked_countries: [NL, DE]\n"
+        "    catalog: {refresh_s: 45, max_stale_s: 3600}\n",
+    )
+    path.write_text(text + "studios:\n  PragmaticPlay: {blocked_countries: [GB]}\n")
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "ledger: sqlite file data/ledger.db, settled records kept 120 days",
+        "  catalog hub88: refreshed every 60 s (jittered), kept 86400 s while refreshes fail",
+        "  catalog slotegrator: refreshed every 45 s (jittered), kept 3600 s while refreshes "
+        "fail; offers blocked in DE, NL",
+        "  studio pragmaticplay: games blocked in GB",
+        "note: routes.games.list.cache: games routes now read the catalog snapshot kept warm "
+        "in the background, and no request fetches a catalog. ttl_s 60 sets catalog.refresh_s "
+        "of hub88; the stale_* windows no longer apply (catalog.max_stale_s keeps a catalog "
+        "while its refreshes fail).",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))

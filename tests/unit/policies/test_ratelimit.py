@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import limits.aio.storage.memory
 import pytest
 from limits.errors import StorageError
+from redis.exceptions import RedisError
 
-from policies import ratelimit
+from policies import fixed_window, ratelimit
 from policies.ratelimit import (
     Cooldowns,
     Decision,
@@ -47,6 +48,7 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock(1_700_000_000.0)
     monkeypatch.setattr(limits.aio.storage.memory, "time", clock)
     monkeypatch.setattr(ratelimit, "time", clock)
+    monkeypatch.setattr(fixed_window, "time", clock)
     return clock
 
 
@@ -88,14 +90,27 @@ async def test_n_allowed_counting_down_then_refused(strategy: str) -> None:
         await rl.close()
 
 
-async def test_default_strategy_is_fixed_window() -> None:
+async def test_default_strategy_is_fixed_window_on_its_own_counters() -> None:
     assert ratelimit.DEFAULT_STRATEGY == "fixed-window"
     rl = RateLimiter()
     try:
         await rl.hit("1/minute", "k")
-        assert type(rl._limiter).__name__ == "FixedWindowRateLimiter"
+        # One dict entry per key and no task: `limits` is not involved at all.
+        assert isinstance(rl._memory, fixed_window.MemoryWindows) and len(rl._memory) == 1
+        assert rl._limiter is None
     finally:
         await rl.close()
+
+
+def test_memory_windows_forget_ended_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    monkeypatch.setattr(fixed_window, "time", clock)
+    windows = fixed_window.MemoryWindows()
+    for i in range(fixed_window.PRUNE_EVERY - 1):
+        windows.hit(f"k{i}", 1, 1)
+    clock.advance(2)
+    windows.hit("last", 1, 1)  # the sweep comes with the next thousandth new window
+    assert len(windows) == 1
 
 
 async def test_exact_values_with_fake_time(limiter: RateLimiter, fake_time: FakeClock) -> None:
@@ -240,7 +255,7 @@ async def test_refused_redis_raises_unavailable_quickly() -> None:
     started = time.monotonic()
     with pytest.raises(RateLimitUnavailable) as caught:
         await rl.hit("5/second", "c")
-    assert isinstance(caught.value.__cause__, StorageError)
+    assert isinstance(caught.value.__cause__, StorageError | RedisError | OSError)
     with pytest.raises(RateLimitUnavailable):
         await rl.peek("5/second", "c")
     with pytest.raises(RateLimitUnavailable):

@@ -13,7 +13,7 @@ import yaml
 
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config, parse_config
-from gateway.config.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_MS, Config
+from gateway.config.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_MS, CatalogSettings, Config
 from gateway.config.redact import redact
 from policies.breaker import BreakerSettings
 from policies.health import HealthSettings
@@ -685,3 +685,114 @@ def test_fingerprint_follows_settings_and_secrets(env: dict[str, str]):
     doc = copy.deepcopy(base_doc())
     doc["providers"]["adyen"]["timeout_ms"] = 900
     assert parse(doc, env).providers["adyen"].fingerprint != first["adyen"].fingerprint
+
+
+# ---- the catalog and jurisdiction ---------------------------------------------------------
+
+
+def test_catalog_settings_default_then_defaults_then_provider(env: dict[str, str]):
+    providers = parse(base_doc(), env).providers
+    assert providers["hub88"].catalog == CatalogSettings(300, 86400)
+    doc = base_doc()
+    doc["defaults"]["catalog"] = {"refresh_s": 120}
+    doc["providers"]["slotegrator"]["catalog"] = {"refresh_s": 30, "max_stale_s": 600}
+    providers = parse(doc, env).providers
+    assert providers["hub88"].catalog == CatalogSettings(120, 86400)
+    assert providers["slotegrator"].catalog == CatalogSettings(30, 600)
+
+
+def test_catalog_settings_leave_the_fingerprint_alone(env: dict[str, str]):
+    doc = base_doc()
+    doc["providers"]["hub88"]["catalog"] = {"refresh_s": 5}
+    doc["providers"]["hub88"]["blocked_countries"] = ["DE"]
+    changed = parse(doc, env).providers["hub88"]
+    assert changed.fingerprint == parse(base_doc(), env).providers["hub88"].fingerprint
+    assert changed.blocked_countries == frozenset({"DE"})
+
+
+def test_cache_on_a_games_route_sets_the_refresh_and_says_so(env: dict[str, str]):
+    doc = base_doc()
+    doc["routes"]["games.list"]["cache"] = {"ttl_s": 60, "stale_if_error_s": 600}
+    doc["routes"]["games.get"]["cache"] = {"ttl_s": 30}
+    doc["providers"]["slotegrator"]["catalog"] = {"refresh_s": 900}
+    config = parse(doc, env)
+    # The shortest ttl of the routes naming a provider; its own refresh_s wins.
+    assert config.providers["hub88"].catalog.refresh_s == 30
+    assert config.providers["slotegrator"].catalog.refresh_s == 900
+    assert config.notes == (
+        "routes.games.list.cache: games routes now read the catalog snapshot kept warm in the "
+        "background, and no request fetches a catalog. ttl_s 60 sets catalog.refresh_s of "
+        "hub88; the stale_* windows no longer apply (catalog.max_stale_s keeps a catalog while "
+        "its refreshes fail).",
+        "routes.games.get.cache: games routes now read the catalog snapshot kept warm in the "
+        "background, and no request fetches a catalog. ttl_s 30 sets catalog.refresh_s of "
+        "hub88; the stale_* windows no longer apply (catalog.max_stale_s keeps a catalog while "
+        "its refreshes fail).",
+    )
+    assert parse(base_doc(), env).notes == ()
+
+
+def test_ttl_zero_on_a_games_route_keeps_the_refresh(env: dict[str, str]):
+    doc = base_doc()
+    doc["routes"]["games.launch"]["cache"] = {"ttl_s": 0}
+    config = parse(doc, env)
+    assert config.providers["hub88"].catalog.refresh_s == 300
+    assert "ttl_s 0 no longer means a fetch per request; hub88, slotegrator keep" in (
+        config.notes[0]
+    )
+
+
+def test_catalog_problems_by_key_path(env: dict[str, str]):
+    doc = base_doc()
+    doc["providers"]["hub88"]["catalog"] = {"refresh_s": 600, "max_stale_s": 60}
+    doc["providers"]["stripe"]["blocked_countries"] = ["DE"]
+    doc["providers"]["adyen"]["catalog"] = {"refresh_s": 60}
+    assert problems_of(doc, env) == [
+        "providers.hub88.catalog: max_stale_s (60) must be at least refresh_s (600), "
+        "or a catalog expires before its next refresh",
+        "providers.stripe.blocked_countries: only a game aggregator has a catalog",
+        "providers.adyen.catalog: only a game aggregator has a catalog",
+    ]
+    doc = base_doc()
+    doc["defaults"]["catalog"] = {"max_stale_s": 10}
+    assert problems_of(doc, env) == [
+        "defaults.catalog: max_stale_s (10) must be at least refresh_s (300), "
+        "or a catalog expires before its next refresh"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("providers", "hub88", "blocked_countries"), ["de"]),
+        (("providers", "hub88", "blocked_countries"), ["DEU"]),
+        (("providers", "hub88", "blocked_countries"), ["DE", "DE"]),
+        (("providers", "hub88", "catalog"), {"refresh_s": 0}),
+        (("providers", "hub88", "catalog"), {"refresh": 10}),
+        (("studios",), {"NetEnt": {"blocked_countries": ["us"]}}),
+        (("studios",), {"NetEnt": {}}),
+    ],
+)
+def test_jurisdiction_and_catalog_values_the_schema_refuses(
+    env: dict[str, str], where: tuple[str, ...], value: Any
+):
+    doc = base_doc()
+    node = doc
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    problems = problems_of(doc, env)
+    assert len(problems) == 1 and problems[0].startswith(".".join(where)), problems
+
+
+def test_studio_blocks_are_keyed_by_the_canonical_slug(env: dict[str, str]):
+    doc = base_doc()
+    doc["studios"] = {
+        "Pragmatic Play": {"blocked_countries": ["DE"]},
+        "PragmaticPlay": {"blocked_countries": ["NL"]},  # an alias of the same studio
+        "NetEnt": {"blocked_countries": []},
+    }
+    assert parse(doc, env).studio_blocked_countries == {
+        "pragmatic-play": frozenset({"DE", "NL"}),
+        "netent": frozenset(),
+    }

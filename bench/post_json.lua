@@ -1,23 +1,24 @@
--- wrk's script for rows P and Q of bench/run.py: POST /v1/payments, every request a deposit
--- under an Idempotency-Key never sent before, so each one creates a payment (a key sent
--- again would be a replay from the ledger, a different and cheaper path).
+-- wrk's script for the rows of bench/run.py that POST JSON: G (a launch, expecting 200) and
+-- P and Q (POST /v1/payments, expecting 201, every request a deposit under an
+-- Idempotency-Key never sent before, so each one creates a payment: a key sent again would
+-- be a replay from the ledger, a different and cheaper path).
 --
---   wrk -s bench/create_payment.lua -H 'X-API-Key: KEY' URL/v1/payments -- PREFIX BODY
+--   wrk -s bench/post_json.lua -H 'X-API-Key: KEY' URL -- EXPECTED BODY [PREFIX]
 --
--- Keys are PREFIX-THREAD-COUNTER. PREFIX must be new for every wrk run: the ledger keeps the
--- keys of the warm-up and of earlier attempts. THREAD tells wrk's threads apart, as each has
--- its own copy of this file (its own Lua state) and so its own COUNTER.
+-- With PREFIX, keys are PREFIX-THREAD-COUNTER. PREFIX must be new for every wrk run: the
+-- ledger keeps the keys of the warm-up and of earlier attempts. THREAD tells wrk's threads
+-- apart, as each has its own copy of this file (its own Lua state) and so its own COUNTER.
 --
 -- wrk itself counts only statuses above 399 as errors; this script counts every answer that
--- is not a fresh 201 (a 202 is an outcome the gateway could not learn, a replayed 201 one it
--- did not have to: neither is the path measured) and prints, after wrk's summary, the one
--- line bench/wrk.py reads:
+-- is not a fresh EXPECTED (for payments a 202 is an outcome the gateway could not learn, a
+-- replayed 201 one it did not have to: neither is the path measured) and prints, after
+-- wrk's summary, the one line bench/wrk.py reads:
 --   bench-script: responses N, unexpected M, non-2xx K, first-unexpected STATUS BODY
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
-local EXPECTED = 201
+local EXPECTED = 0
 
 -- Per thread (globals, so that done() can read them with thread:get).
 responses, unexpected, non_2xx, first_status, first_body = 0, 0, 0, 0, ""
@@ -32,14 +33,19 @@ function setup(thread)
 end
 
 function init(args)
-   assert(args[1] and args[2], "usage: -- PREFIX BODY")
-   key_prefix = args[1] .. "-" .. thread_number .. "-"
+   assert(args[1] and args[2], "usage: -- EXPECTED BODY [PREFIX]")
+   EXPECTED = tonumber(args[1])
    body = args[2]
+   if args[3] then
+      key_prefix = args[3] .. "-" .. thread_number .. "-"
+   end
 end
 
 function request()
-   counter = counter + 1
-   wrk.headers["Idempotency-Key"] = key_prefix .. counter
+   if key_prefix then
+      counter = counter + 1
+      wrk.headers["Idempotency-Key"] = key_prefix .. counter
+   end
    return wrk.format(nil, nil, nil, body)
 end
 
