@@ -29,7 +29,9 @@ async def launch(
     game_id: str,
     body: dict[str, Any],
     ip: str | None,
-) -> tuple[LaunchResult, str]:
+) -> tuple[LaunchResult, str, bool]:
+    """The launch, the aggregator that made it, and whether an earlier one was tried first
+    (a failover, as the access log and metrics say)."""
     snapshot, _ = await read_catalog(sync, rt, "games.launch")
     game = find_game(snapshot, game_id)
     if body["mode"] == "demo" and not game.demo:
@@ -62,7 +64,7 @@ async def launch(
                 state.adapter.launch_request(request),
                 state.adapter.parse_launch,
             )
-            return result, name
+            return result, name, bool(failures)
         except AttemptFailed as failed:
             failures.append(failed)
             delivered += 0 if failed.skipped else 1

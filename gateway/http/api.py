@@ -117,8 +117,11 @@ async def launch_game(request: web.Request) -> web.Response:
         require_player(token_player, body.get("player_id"))
     game_id = request.match_info["game_id"]
     sync = request.app[CATALOG]
-    result, provider = await launch(gw, sync, rt, game_id, body, request[CTX]["client_ip"])
+    result, provider, failed_over = await launch(
+        gw, sync, rt, game_id, body, request[CTX]["client_ip"]
+    )
     request[CTX]["provider"] = provider
+    request[CTX]["failover"] = failed_over
     return json_response({"launch_url": result.url, "provider": provider, "game_id": game_id})
 
 

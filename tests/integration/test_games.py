@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import jsonschema
+import pytest
 
 from gateway.http.validation import openapi_document
 from simulators.faults import Faults
@@ -180,13 +182,20 @@ async def test_launch_through_first_provider_in_route_order(gw: GatewayUnderTest
 LAUNCH_CACHED = {"routes": {"games.launch": {"cache": {"ttl_s": 60}}}}
 
 
-async def test_launch_fails_over_to_the_second_aggregator(make_gateway: MakeGateway):
+async def test_launch_fails_over_to_the_second_aggregator(
+    make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
+):
     gw = await make_gateway(LAUNCH_CACHED)
     # The catalog is fetched (and cached) first, so only the launch call meets the fault.
     await gw.client.post("/v1/games/netent:starburst/launch", json={"mode": "demo"})
     gw.stack.servers["hub88"].faults = Faults(mode="error")
-    resp = await gw.client.post("/v1/games/pragmatic-play:sweet-bonanza/launch", json=REAL_LAUNCH)
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        resp = await gw.client.post(
+            "/v1/games/pragmatic-play:sweet-bonanza/launch", json=REAL_LAUNCH
+        )
     assert resp.status == 200
+    (line,) = [r for r in caplog.records if r.name == "gateway.access"]
+    assert (line.route, line.provider, line.failover) == ("games.launch", "slotegrator", True)
     body = await resp.json()
     assert body["provider"] == "slotegrator"
     assert "6f1c9a2e-0001-4a8b-9c1d-000000000001" in body["launch_url"]
