@@ -10,7 +10,7 @@ import re
 from types import ModuleType
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_NOT_ADAPTERS = {"base", "money"}
+_NOT_ADAPTERS = {"base", "money", "wallet"}
 
 
 class UnknownAdapter(LookupError):

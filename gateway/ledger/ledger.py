@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from adapters.wallet import WalletCall
 from gateway.config.model import LedgerSettings
-from gateway.ledger import claims, payments, provider_events, refunds, retention, schema
+from gateway.ledger import claims, payments, provider_events, refunds, retention, schema, wallet
 from gateway.ledger.database import Database, LedgerTooNew, LedgerUnavailable
 from gateway.ledger.payments import Change, PaymentRecord
 from gateway.ledger.postgres import PostgresDatabase
@@ -202,13 +203,9 @@ class Ledger:
     async def reserve_refund(
         self, ask: RefundAsk
     ) -> Reserved | RefundReplay | RefundConflict | RefundRefused:
-        return await self.db.run(
-            refunds.reserve, ask, self.clock(), self.settings.claim_lease_s
-        )
+        return await self.db.run(refunds.reserve, ask, self.clock(), self.settings.claim_lease_s)
 
-    async def refund_answer(
-        self, refund_id: str, token: str, change: RefundChange
-    ) -> RefundRecord:
+    async def refund_answer(self, refund_id: str, token: str, change: RefundChange) -> RefundRecord:
         return await self.db.run(refunds.record_answer, refund_id, token, change, self.clock())
 
     async def release_refund(self, refund_id: str, token: str) -> None:
@@ -221,6 +218,32 @@ class Ledger:
         """One write transaction of `fn(tx, *args)`, for flows that compose the ledger's
         functions themselves (a webhook applied to a refund and its payment at once)."""
         return await self.db.run(fn, *args)
+
+    # ---- wallet transactions
+
+    async def wallet_begin(
+        self, provider: str, call: WalletCall, game_id: str | None
+    ) -> wallet.Proceed | wallet.Stored | wallet.Refused:
+        return await self.db.run(wallet.begin, provider, call, game_id, self.clock())
+
+    async def wallet_finish(
+        self, provider: str, transaction_id: str, state: str, outcome: str, balance: int | None
+    ) -> None:
+        await self.db.run(
+            wallet.finish, provider, transaction_id, state, outcome, balance, self.clock()
+        )
+
+    async def wallet_transactions(
+        self,
+        player_id: str | None = None,
+        round_id: str | None = None,
+        provider: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        return await self.db.read(wallet.transactions, player_id, round_id, provider, limit)
+
+    async def wallet_totals(self, start: float, end: float) -> list[tuple[str, str, str, int, int]]:
+        return await self.db.read(wallet.totals, start, end)
 
     # ---- retention
 

@@ -3,13 +3,16 @@
 A settled idempotency claim goes after 24 hours (the key may then be used again, as at the
 providers); a claim whose outcome is unknown stays until it is resolved, as do payments that
 have not reached a settled status: pruning them would forget which provider holds them.
-Refunds go with the same retention once settled; a pending one stays.
+Refunds go with the same retention once settled; a pending one stays. Wallet transactions
+go after `retention_days` too (Hub88 asks for four months: the default is 120 days), except
+one whose backend answer never came.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.ledger import wallet
 from gateway.ledger.database import Tx
 from policies.idempotency import RECORD_TTL_S
 
@@ -22,6 +25,7 @@ class Pruned:
     payments: int
     events: int
     refunds: int = 0
+    wallet_transactions: int = 0
 
 
 def prune(tx: Tx, now: float, retention_s: float) -> Pruned:
@@ -43,4 +47,5 @@ def prune(tx: Tx, now: float, retention_s: float) -> Pruned:
         "AND state <> 'sending' AND updated_at < ?",
         cutoff,
     )
-    return Pruned(claims, payments, events, refunds)
+    wallet_transactions = wallet.prune(tx, cutoff)
+    return Pruned(claims, payments, events, refunds, wallet_transactions)

@@ -96,6 +96,39 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        2,
+        "wallet transactions",
+        [
+            # One row a wallet transaction by the provider's own id (`gateway.ledger.wallet`):
+            # its request's fingerprint, amount (minor units), state, and the answer given
+            # (outcome and balance). A tombstone row holds the id of a transaction whose
+            # rollback came first.
+            """CREATE TABLE wallet_transactions (
+                provider TEXT NOT NULL,
+                transaction_id TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                state TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                player_id TEXT NOT NULL,
+                currency TEXT,
+                amount BIGINT,
+                round_id TEXT,
+                game_id TEXT,
+                reference_id TEXT,
+                outcome TEXT,
+                balance BIGINT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (provider, transaction_id)
+            )""",
+            "CREATE INDEX wallet_transactions_player "
+            "ON wallet_transactions (player_id, created_at)",
+            "CREATE INDEX wallet_transactions_round ON wallet_transactions (round_id)",
+            "CREATE INDEX wallet_transactions_created ON wallet_transactions (created_at)",
+            "CREATE INDEX wallet_transactions_updated ON wallet_transactions (updated_at)",
+        ],
+    ),
+    (
         3,
         "refunds",
         [

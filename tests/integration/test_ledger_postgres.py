@@ -1,5 +1,5 @@
 """The ledger's transaction tests (tests/unit/gateway/ledger: claims, payments, events,
-refunds) run again on PostgreSQL.
+refunds, wallet transactions) run again on PostgreSQL.
 
 Each test gets a database of its own on the server at 127.0.0.1:5432, dropped afterwards.
 """
@@ -44,6 +44,20 @@ from tests.unit.gateway.ledger.test_refunds import (  # noqa: F401 - collected h
     test_partial_then_full_then_nothing_left,
     test_refusals,
     test_settled_refunds_are_pruned_with_their_payments_and_pending_ones_kept,
+)
+from tests.unit.gateway.ledger.test_wallet_ledger import (  # noqa: F401 - collected here as well
+    test_a_bet_whose_answer_never_came_is_rolled_back_at_the_backend,
+    test_a_late_answer_does_not_undo_a_rollback,
+    test_a_refusal_is_replayed_too,
+    test_a_rollback_before_its_bet_leaves_a_tombstone,
+    test_a_rollback_of_a_refused_bet_forwards_nothing,
+    test_a_rollback_reverses_the_bet_and_refuses_its_retry_and_its_win,
+    test_an_identical_retry_gets_the_stored_answer,
+    test_an_unknown_outcome_is_asked_again,
+    test_concurrent_identical_bets_record_one_transaction,
+    test_settled_transactions_are_pruned_and_unknown_ones_kept,
+    test_the_same_id_with_other_details_is_a_duplicate,
+    test_totals_count_what_moved_money,
 )
 
 

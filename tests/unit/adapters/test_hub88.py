@@ -103,7 +103,7 @@ def test_spec() -> None:
     assert hub88.SPEC.kind == "games"
     assert hub88.SPEC.credentials == ("operator_id", "private_key")
     assert hub88.SPEC.secrets == frozenset({"private_key"})
-    assert hub88.SPEC.optional == ()
+    assert hub88.SPEC.optional == ("hub88_public_key",)
 
 
 def test_create_gives_a_game_adapter() -> None:

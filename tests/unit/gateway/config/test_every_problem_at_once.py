@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters import hub88
+from adapters.hub88 import adapter as hub88_adapter
 from gateway.config.errors import ConfigError
 from gateway.config.load import parse_config
 from gateway.config.model import Config
@@ -227,8 +227,8 @@ def test_any_value_anywhere_is_a_config_or_named_problems_never_a_crash(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ):
     # Loading the RSA key is most of a parse's time, and the same key every time here.
-    load_key = functools.cache(hub88.serialization.load_pem_private_key)
-    monkeypatch.setattr(hub88.serialization, "load_pem_private_key", load_key)
+    load_key = functools.cache(hub88_adapter.serialization.load_pem_private_key)
+    monkeypatch.setattr(hub88_adapter.serialization, "load_pem_private_key", load_key)
     doc = full_doc()
     tried = 0
     for path in leaves(doc):

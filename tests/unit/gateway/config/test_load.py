@@ -255,7 +255,8 @@ def test_unknown_credential(env: dict[str, str]):
     doc["providers"]["hub88"]["credentials"]["signing_key_env"] = "HUB88_PRIVATE_KEY"
     assert problems_of(doc, env) == [
         "providers.hub88.credentials.signing_key_env: "
-        "unknown credential for adapter (expected one of ['operator_id', 'private_key'])"
+        "unknown credential for adapter (expected one of ['hub88_public_key', 'operator_id', "
+        "'private_key'])"
     ]
 
 

@@ -30,11 +30,14 @@ from adapters.base import (
     header,
     json_error_text,
 )
+from adapters.hub88.wallet import Hub88Wallet, load_public_key
 
 SPEC = AdapterSpec(
     kind="games",
     credentials=("operator_id", "private_key"),
     secrets=frozenset({"private_key"}),
+    # Hub88's own key, to verify its wallet callbacks (`adapters.hub88.wallet`).
+    optional=("hub88_public_key",),
 )
 
 GAME_LIST_PATH = "/operator/generic/v2/game/list"
@@ -72,10 +75,17 @@ CATEGORY_ALIASES: dict[str, str] = {
 class Hub88Adapter:
     kind: Literal["games"] = "games"
 
-    def __init__(self, name: str, operator_id: int, private_key: rsa.RSAPrivateKey) -> None:
+    def __init__(
+        self,
+        name: str,
+        operator_id: int,
+        private_key: rsa.RSAPrivateKey,
+        wallet: Hub88Wallet | None = None,
+    ) -> None:
         self.name = name
         self.operator_id = operator_id
         self._private_key = private_key
+        self.wallet = wallet  # None: no hub88_public_key, so no wallet callbacks
 
     def __repr__(self) -> str:
         # The key object never appears in logs or tracebacks.
@@ -279,6 +289,11 @@ def create(name: str, credentials: Mapping[str, Any]) -> Hub88Adapter:
         name,
         operator_id=_operator_id(name, credentials.get("operator_id")),
         private_key=_private_key(name, credentials.get("private_key")),
+        wallet=(
+            Hub88Wallet(load_public_key(name, credentials["hub88_public_key"]))
+            if credentials.get("hub88_public_key") is not None
+            else None
+        ),
     )
 
 

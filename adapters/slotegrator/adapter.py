@@ -8,15 +8,12 @@ form fields for POST) merged with the three other headers, keys sorted. POST bod
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeGuard
-from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from adapters.base import (
     AdapterSpec,
@@ -31,6 +28,8 @@ from adapters.base import (
     header,
     json_error_text,
 )
+from adapters.slotegrator.signing import sign
+from adapters.slotegrator.wallet import SlotegratorWallet
 
 SPEC = AdapterSpec(
     kind="games",
@@ -74,6 +73,7 @@ class SlotegratorAdapter:
         self._merchant_key = merchant_key.encode("utf-8")
         self.clock = clock
         self.nonce = nonce
+        self.wallet: SlotegratorWallet | None = None
 
     def __repr__(self) -> str:
         # The merchant key never appears in logs or tracebacks.
@@ -132,11 +132,7 @@ class SlotegratorAdapter:
         return {**auth, "X-Sign": self.sign({**params, **auth}), "Accept": "application/json"}
 
     def sign(self, params: Mapping[str, str]) -> str:
-        """Hex HMAC-SHA1 of the sorted parameters, encoded as PHP's http_build_query does."""
-        message = "&".join(
-            f"{_php_quote(key)}={_php_quote(value)}" for key, value in sorted(params.items())
-        )
-        return hmac.new(self._merchant_key, message.encode("ascii"), hashlib.sha1).hexdigest()
+        return sign(self._merchant_key, params)
 
     # ---- responses ---------------------------------------------------------------------
 
@@ -168,15 +164,6 @@ class SlotegratorAdapter:
         return LaunchResult(url=url)
 
 
-def _php_quote(text: str) -> str:
-    # Most values (ids, codes, timestamps, nonces) need no escaping: skip quote_plus for them.
-    if _UNRESERVED.fullmatch(text):
-        return text
-    # Slotegrator checks the sign with PHP's urlencode rules, which escape "~" too.
-    return quote_plus(text, safe="").replace("~", "%7E")
-
-
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-]*")
 
 
 # ---- parsing helpers -----------------------------------------------------------------------
@@ -335,11 +322,12 @@ def _volatility(value: Any) -> str | None:
 
 
 def create(name: str, credentials: Mapping[str, Any]) -> SlotegratorAdapter:
-    return SlotegratorAdapter(
-        name,
-        merchant_id=_credential(name, credentials, "merchant_id"),
-        merchant_key=_credential(name, credentials, "merchant_key"),
-    )
+    merchant_id = _credential(name, credentials, "merchant_id")
+    merchant_key = _credential(name, credentials, "merchant_key")
+    adapter = SlotegratorAdapter(name, merchant_id=merchant_id, merchant_key=merchant_key)
+    # Slotegrator signs its wallet callbacks with the same merchant key.
+    adapter.wallet = SlotegratorWallet(merchant_id, merchant_key.encode("utf-8"))
+    return adapter
 
 
 def _credential(name: str, credentials: Mapping[str, Any], key: str) -> str:
