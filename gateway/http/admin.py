@@ -80,6 +80,7 @@ def requires(role: str) -> Callable[[AdminHandler], Handler]:
             response.headers["Cache-Control"] = "no-store"
             return response
 
+        guarded.required_role = role  # type: ignore[attr-defined]  # read by the spec test
         return guarded
 
     return wrap
@@ -248,16 +249,16 @@ def _cache_prefixes(rt: Runtime, route: str) -> list[str]:
     conf = rt.config.routes.get(route)
     if conf is None:
         known = ", ".join(sorted(rt.config.routes))
-        raise ApiError("invalid_request", f"unknown route '{route}' (configured: {known})")
+        raise ApiError("not_found", f"no route '{route}' in the running config ({known})")
     if route.startswith("games."):
         raise ApiError(
-            "invalid_request",
+            "conflict",
             f"route '{route}' reads the catalog snapshot, which is refreshed rather than "
             "flushed: POST /admin/catalog/refresh",
         )
     if route == "payments.get":
         return [PAYMENT_PREFIX]
-    raise ApiError("invalid_request", f"route '{route}' keeps nothing in the cache")
+    raise ApiError("conflict", f"route '{route}' keeps nothing in the cache")
 
 
 async def _invalidate(gw: Gateway, prefix: str | None) -> int:

@@ -32,6 +32,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _FILTERS = ("provider", "studio", "category", "platform", "q")
 _QUERY_KEYS = frozenset((*_FILTERS, "country", "page", "page_size"))
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
+_PLATFORMS = frozenset({"desktop", "mobile"})
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -70,7 +71,7 @@ def _set_cache_header(request: web.Request, status: str | None) -> dict[str, str
 
 def _country(request: web.Request) -> str | None:
     raw = request.query.get("country")
-    if not raw:
+    if raw is None:
         return None
     if not _COUNTRY.fullmatch(raw):
         raise ApiError("invalid_request", "country must be an ISO 3166-1 alpha-2 code, e.g. DE")
@@ -86,6 +87,9 @@ async def list_games(request: web.Request) -> web.Response:
         )
     page = _int_param(request, "page", 1, 1, 1_000_000)
     page_size = _int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    platform = request.query.get("platform")
+    if platform is not None and platform not in _PLATFORMS:
+        raise ApiError("invalid_request", "platform must be desktop or mobile")
     flt = GameFilter(
         **{k: request.query.get(k) or None for k in _FILTERS}, country=_country(request)
     )

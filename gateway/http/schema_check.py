@@ -156,6 +156,9 @@ def _keyword(keyword: str, arg: Any, components: Mapping[str, Any]) -> Check:
         return lambda v: any(_equal(v, option) for option in arg)
     if keyword == "const":
         return lambda v: _equal(v, arg)
+    if keyword == "not":
+        inner = compile_schema(arg, components)
+        return lambda v: not inner(v)
     if keyword == "minLength":
         return lambda v: type(v) is not str or len(v) >= arg
     if keyword == "maxLength":

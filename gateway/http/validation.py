@@ -56,7 +56,7 @@ def _code_for(error: jsonschema.ValidationError) -> str:
     field = error.absolute_path[0] if error.absolute_path else None
     if field == "amount" and error.validator != "required":
         return "invalid_amount"
-    if field == "currency" and error.validator in ("enum", "pattern"):
+    if field == "currency" and error.validator in ("enum", "pattern", "not"):
         return "unsupported_currency"
     return "invalid_request"
 
@@ -65,6 +65,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path)
     if _code_for(error) == "invalid_amount":
         return AMOUNT_RULE
+    if error.validator == "pattern" and where == "return_url":
+        return "return_url must be an http(s) URL"
+    if error.validator == "not" and where == "currency":
+        return "XXX (no currency) is for demo play only"
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"unknown field(s): {', '.join(extra)}" + (f" in {where}" if where else "")
@@ -93,15 +97,25 @@ def validate_body(component: str, body: Any) -> dict[str, Any]:
         first = errors[0]
         raise ApiError(_code_for(first), _describe(first))
     amount = body.get("amount")
-    if isinstance(amount, float):  # 100.0: JSON Schema calls it an integer, money does not
-        raise ApiError("invalid_amount", AMOUNT_RULE)
+    if isinstance(amount, float):
+        # JSON has one number type: 1050.0 is the integer 1050 (JSON Schema agrees), and
+        # below 2**53 a float holds it exactly. The schema already refused any fraction.
+        body["amount"] = int(amount)
     currency = body.get("currency")
     if component == "LaunchRequest" and currency is not None:
         _check_launch_currency(currency, body["mode"])
     url = body.get("return_url")
-    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+    if url is not None and not _is_http_url(url):
         raise ApiError("invalid_request", "return_url must be an http(s) URL")
     return body
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[": an unbalanced IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _check_launch_currency(currency: str, mode: str) -> None:

@@ -15,6 +15,7 @@ CODES: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "idempotency_key_required": (400, "Idempotency-Key header required"),
     "idempotency_conflict": (409, "Idempotency-Key conflict"),
+    "conflict": (409, "Conflict with the resource's state"),
     "unsupported_currency": (422, "Unsupported currency"),
     "invalid_amount": (422, "Invalid amount"),
     "payload_too_large": (413, "Payload too large"),

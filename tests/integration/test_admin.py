@@ -350,9 +350,9 @@ async def test_games_routes_are_refreshed_not_flushed(
     await gw.catalog_ready()
     assert await list_games(gw) == "HIT"
     resp = await gw.client.delete("/admin/cache", params={"route": "games.list"}, headers=OPERATOR)
-    assert resp.status == 400
+    assert resp.status == 409
     problem = await resp.json()
-    assert problem["code"] == "invalid_request"
+    assert problem["code"] == "conflict"
     assert "POST /admin/catalog/refresh" in problem["detail"]
     assert await list_games(gw) == "HIT"
     assert (gw.calls("hub88", HUB88_LIST), gw.calls("slotegrator", SLOT_LIST)) == (1, 3)
@@ -390,15 +390,22 @@ async def test_flushing_payments_leaves_catalogs(make_gateway: MakeGateway):
 
 
 @pytest.mark.parametrize(
-    "params",
-    [{"route": "games.nope"}, {"route": ""}, {"route": "payments.create"}, {"rout": "games.list"}],
+    ("params", "status", "code"),
+    [
+        ({"route": "games.nope"}, 404, "not_found"),
+        ({"route": ""}, 404, "not_found"),
+        ({"route": "payments.create"}, 409, "conflict"),
+        ({"rout": "games.list"}, 400, "invalid_request"),
+    ],
 )
-async def test_flush_refuses_what_it_cannot_name(make_gateway: MakeGateway, params: dict[str, str]):
+async def test_flush_refuses_what_it_cannot_name(
+    make_gateway: MakeGateway, params: dict[str, str], status: int, code: str
+):
     gw = await make_gateway(merge(CLIENTS, CACHED), env=KEYS)
     await list_games(gw)
     resp = await gw.client.delete("/admin/cache", params=params, headers=OPERATOR)
-    assert resp.status == 400
-    assert (await resp.json())["code"] == "invalid_request"
+    assert resp.status == status
+    assert (await resp.json())["code"] == code
     assert await list_games(gw) == "HIT"  # nothing was flushed
 
 

@@ -197,15 +197,6 @@ BAD_PAYMENTS = [
         AMOUNT_RULE,
     ),
     (
-        "amount-whole-float",
-        b'{"type": "deposit", "amount": 1000.0, "currency": "EUR", "player_id": "p",'
-        b' "method": {"type": "card"}}',
-        "application/json",
-        422,
-        "invalid_amount",
-        AMOUNT_RULE,
-    ),
-    (
         "amount-negative",
         dumps(with_(amount=-5)),
         "application/json",

@@ -12,16 +12,13 @@ import pytest
 from aiohttp import web
 
 from gateway.http import api
+from gateway.http.middleware import UNAUTHENTICATED
+from gateway.http.players import PLAYER_ROUTES
 from gateway.http.validation import openapi_document
 from gateway.problems import CODES, TYPE_BASE
 from simulators.faults import Faults
 from tests.conftest import GatewayUnderTest, MakeGateway
 
-# Routes the gateway serves but documents elsewhere (operations, admin, provider callbacks).
-UNDOCUMENTED_PATHS = {"/metrics", "/v1/providers/status", "/v1/events"}
-UNDOCUMENTED_PREFIXES = ("/admin/", "/v1/webhooks/")
-# Admin routes the document describes (those from before it did are in the README).
-DOCUMENTED_ADMIN = {"/admin/catalog", "/admin/catalog/refresh"}
 # HEAD is added by aiohttp to every GET route; OPTIONS answers CORS preflights.
 PROTOCOL_METHODS = {"HEAD", "OPTIONS"}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -47,12 +44,13 @@ REAL_LAUNCH = {
 GAME = "pragmatic-play:sweet-bonanza"
 
 
-def documented(path: str) -> bool:
-    if path in DOCUMENTED_ADMIN:
-        return True
-    if path in UNDOCUMENTED_PATHS or path == "/admin":
-        return False
-    return not path.startswith(UNDOCUMENTED_PREFIXES)
+# Success bodies that are not JSON: the event stream, the metrics page, and webhook
+# acknowledgements in each provider's own format.
+SUCCESS_TYPES = {
+    "/v1/events": {"text/event-stream"},
+    "/metrics": {"text/plain"},
+    "/v1/webhooks/{provider}": {"application/json", "text/plain"},
+}
 
 
 def app_operations(app: web.Application) -> set[tuple[str, str]]:
@@ -150,12 +148,11 @@ def test_every_operation_is_fully_described(doc: dict[str, Any]):
             for status, response in operation["responses"].items():
                 assert re.fullmatch(r"[1-5]\d\d", status), label
                 assert response["description"], label
-                for content_type in response["content"]:
-                    expected = (
-                        "application/problem+json" if int(status) >= 400 else "application/json"
-                    )
-                    if path != "/readyz":  # not-ready is a report, not a problem
-                        assert content_type == expected, f"{label} {status}"
+                types = set(response["content"])
+                if int(status) >= 400 and path != "/readyz":  # not-ready is a report
+                    assert types == {"application/problem+json"}, f"{label} {status}"
+                elif int(status) < 400:
+                    assert types == SUCCESS_TYPES.get(path, {"application/json"}), label
             templated = set(re.findall(r"\{(\w+)\}", path))
             in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert templated == in_path, label
@@ -164,12 +161,9 @@ def test_every_operation_is_fully_described(doc: dict[str, Any]):
 
 async def test_routes_and_paths_agree(gw: GatewayUnderTest, doc: dict[str, Any]):
     app = gw.client.server.app
-    served = app_operations(app)
     described = doc_operations(doc)
-    undocumented = {(m, p) for m, p in served if not documented(p)}
-    assert served - undocumented == described
-    assert described <= served
-    assert all(documented(p) for _, p in described)
+    # Every route the gateway serves is in the document, and nothing else is.
+    assert app_operations(app) == described
     # Each documented operation is served under the route name its operationId gives.
     names = {
         (route.method.lower(), route.resource.canonical): route.name
@@ -178,6 +172,39 @@ async def test_routes_and_paths_agree(gw: GatewayUnderTest, doc: dict[str, Any])
     }
     for method, path in described:
         assert names[(method, path)] == doc["paths"][path][method]["operationId"]
+
+
+def test_security_matches_what_each_route_checks(gw: GatewayUnderTest, doc: dict[str, Any]):
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "apiKey", "in": "header",
+                                 "name": "X-API-Key"}
+    assert schemes["PlayerToken"]["scheme"] == "bearer"
+    handlers = {
+        (route.method.lower(), route.resource.canonical): route.handler
+        for route in gw.client.server.app.router.routes()
+        if route.resource is not None
+    }
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            label = f"{method} {path}"
+            security = operation["security"]
+            for requirement in security:
+                assert set(requirement) <= set(schemes), label
+            name = operation["operationId"]
+            role = getattr(handlers[(method, path)], "required_role", None)
+            if name.startswith("admin."):
+                # The role the handler checks is the scope the document names, and no
+                # anonymous alternative is offered.
+                assert role is not None, label
+                assert security == [{"ApiKey": [role]}], label
+            elif name in UNAUTHENTICATED or name.startswith("webhooks."):
+                assert security == [], label
+            else:
+                assert {} in security and {"ApiKey": []} in security, label
+                if name in PLAYER_ROUTES:
+                    assert {"ApiKey": [], "PlayerToken": []} in security, label
+                else:
+                    assert not any("PlayerToken" in r for r in security), label
 
 
 def test_list_query_parameters_match_the_handler(doc: dict[str, Any]):
@@ -403,6 +430,10 @@ async def test_unauthorized_is_documented_for_every_v1_operation(
             "/v1/payments/{payment_id}/refunds/{refund_id}",
         ),
     ]
+    calls += [
+        (c.get("/v1/providers/status"), "get", "/v1/providers/status"),
+        (c.get("/v1/events", params={"player_id": "player-42"}), "get", "/v1/events"),
+    ]
     for call, method, template in calls:
         body = await rec.check(await call, method, template)
         assert body["code"] == "unauthorized"
@@ -411,8 +442,9 @@ async def test_unauthorized_is_documented_for_every_v1_operation(
     await rec.check(await c.get("/openapi.json"), "get", "/openapi.json")
     key = {"X-API-Key": gw.stack.secrets.client_key}
     await rec.check(await c.get("/v1/games", headers=key), "get", "/v1/games")
+    # Every /v1 operation but the webhooks (signed by providers, not keyed) asks for a key.
     assert {op for op, statuses in rec.seen.items() if 401 in statuses} == {
-        op for op in doc_operations(doc) if op[1].startswith("/v1/")
+        op for op in doc_operations(doc) if op[1].startswith("/v1/") and "webhooks" not in op[1]
     }
 
 

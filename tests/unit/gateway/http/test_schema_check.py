@@ -31,11 +31,13 @@ VALID: dict[str, dict[str, Any]] = {
         "return_url": "https://casino.example/cashier",
         "metadata": {"campaign": "welcome"},
     },
+    "RefundRequest": {"amount": 100, "currency": "EUR", "reason": "requested_by_customer"},
 }
 POOL: list[Any] = [
     None, True, False, 0, 1, 1.0, 1.5, -1, 2500, 10**12, 10**12 + 1, 2.5e3, "", "x", "X" * 129,
     "Y" * 600, "DE", "de", "DEU", "D1", "EUR", "eur", "real", "demo", "mobile", "deposit",
-    "card", "crypto", "https://x.example", "ftp://x", "é" * 3, [], ["card"], {}, {"type": "card"},
+    "card", "crypto", "https://x.example", "ftp://x", "HTTP://X.example", "XXX", "AAA", "é" * 3,
+    [], ["card"], {}, {"type": "card"},
     {"type": "cash"}, {"type": "card", "x": 1}, {"a": "b"}, {"a": 1}, {"k" * 41: "v"},
     {f"k{i}": "v" for i in range(21)}, {f"k{i}": "v" for i in range(20)},
 ]  # fmt: skip
@@ -74,7 +76,7 @@ def test_the_fast_check_agrees_with_jsonschema(component: str):
 
 def test_every_request_schema_compiles():
     schemas = openapi_document()["components"]["schemas"]
-    for name in ("LaunchRequest", "PaymentRequest"):
+    for name in ("LaunchRequest", "PaymentRequest", "RefundRequest"):
         compile_schema(schemas[name], schemas)
 
 
