@@ -2,8 +2,8 @@
 
 `ledger_meta.applied_migrations` lists the migrations a database has, and `schema_version`
 the highest of them. Every migration of this code a database lacks is applied, in list
-order, gaps included: branches developed side by side number their migrations apart, and
-a database migrated by one of them still gets the other's when both are merged. A database
+order, gaps included: migrations are numbered when they are written, not when they ship,
+so a database that has a higher number may still lack a lower one. A database
 with a migration this code does not know (migrated by a later release) is refused: this
 code could misread its rows.
 Migrations take the write lock first (SQLite `BEGIN IMMEDIATE`, a PostgreSQL advisory
