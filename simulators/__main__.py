@@ -68,7 +68,12 @@ EXTRA_GATEWAY_ENV = ("PAYMENT_ID_SECRET", LEDGER_DB_PASSWORD)
 
 # A PEM key spans lines, which no .env line can hold: --print-env writes these to files
 # beside the .env and sets NAME_FILE to their path.
-PEM_FILES = {"HUB88_PRIVATE_KEY": "hub88_private_key.pem", HUB88_PUBLIC_KEY: "hub88_public_key.pem"}
+PEM_FILES = {
+    "HUB88_PRIVATE_KEY": "hub88_private_key.pem",
+    HUB88_PUBLIC_KEY: "hub88_public_key.pem",
+    # Hub88's own public key, which the gateway checks wallet callbacks with.
+    "HUB88_WALLET_PUBLIC_KEY": "hub88_wallet_public_key.pem",
+}
 ENV_FILE = ".env"
 _ENV_HEADER = "# Throwaway credentials for the simulators (python -m simulators --print-env)"
 # Read alike, verbatim, by `docker run --env-file` (which keeps quotes as part of the value),
@@ -151,7 +156,11 @@ def write_env(folder: Path, demo: DemoSecrets, extra: Mapping[str, str]) -> list
         raise ValueError(f"{env_file} exists and was not written by --print-env; not replacing it")
     lines = dotenv_lines(demo, extra, folder)  # refuses a folder whose path is not plain
     folder.mkdir(parents=True, exist_ok=True)
-    pems = {"HUB88_PRIVATE_KEY": demo.hub88_private_pem, HUB88_PUBLIC_KEY: demo.hub88_public_pem}
+    pems = {
+        "HUB88_PRIVATE_KEY": demo.hub88_private_pem,
+        HUB88_PUBLIC_KEY: demo.hub88_public_pem,
+        "HUB88_WALLET_PUBLIC_KEY": demo.hub88_wallet_public_pem,
+    }
     written = [env_file]
     for name, pem in pems.items():
         path = folder / PEM_FILES[name]

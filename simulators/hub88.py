@@ -5,8 +5,12 @@ It checks what the real Hub88 checks: `X-Hub88-Signature`, the base64 RSA-SHA256
 operator id. Errors have Hub88's shape, `{"error": "RS_ERROR_..."}`.
 
 Settings of `create_app`: `operator_public_key_pem` (required), `operator_id` (default 1),
-`games` (default: every game of `simulators.catalog` that Hub88 sells).
-Control endpoints: those of `simulators.faults` (`/_sim/faults`, `/_sim/stats`).
+`games` (default: every game of `simulators.catalog` that Hub88 sells), and for the wallet
+callbacks Hub88 makes to the operator: `hub88_private_key_pem` (Hub88's own key, which signs
+them) and `wallet_url` (the operator's wallet base URL).
+Control endpoints: those of `simulators.faults` (`/_sim/faults`, `/_sim/stats`) and
+`POST /_sim/rounds` (`simulators.rounds`): `{"token", "bet", "win", "fault"}` plays a round
+for the session launched with that token (amounts in Hub88's units, value x 100000).
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import base64
 import binascii
 import json
 import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from simulators import faults
+from simulators import faults, rounds
 from simulators.catalog import SimGame, hub88_games
 
 DEFAULT_PORT = 9101
@@ -58,6 +64,7 @@ class Hub88Operator:
 
 OPERATOR = web.AppKey("hub88_operator", Hub88Operator)
 LAUNCHES = web.AppKey("hub88_launches", list)  # the launch bodies accepted, oldest first
+SIGNING_KEY = web.AppKey("hub88_signing_key", rsa.RSAPrivateKey)  # Hub88's, for callbacks
 
 
 class Hub88Failure(Exception):
@@ -186,11 +193,92 @@ def _check_launch(operator: Hub88Operator, data: dict[str, Any]) -> str:
     return "real"
 
 
+class WalletCallbacks:
+    """Hub88's wallet callbacks: JSON signed with Hub88's key, one path per action."""
+
+    PATHS = {"bet": "/transaction/bet", "win": "/transaction/win",
+             "rollback": "/transaction/rollback"}
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.key = key
+
+    def _payload(self, s: rounds.Session, tx: str, round_id: str, amount: Any) -> dict[str, Any]:
+        return {
+            "user": s.player_id,
+            "transaction_uuid": tx,
+            "supplier_transaction_id": tx,
+            "token": s.token,
+            "round": round_id,
+            "round_closed": False,
+            "request_uuid": str(uuid.uuid4()),
+            "game_code": s.game_code,
+            "currency": s.currency,
+            "amount": amount,
+            "is_free": False,
+            "meta": {},
+        }
+
+    def bet(self, s: rounds.Session, tx: str, round_id: str, amount: Any) -> rounds.Sent:
+        return rounds.Sent("bet", self._payload(s, tx, round_id, amount))
+
+    def win(
+        self, s: rounds.Session, tx: str, round_id: str, amount: Any, bet_tx: str | None
+    ) -> rounds.Sent:
+        payload = self._payload(s, tx, round_id, amount)
+        payload["round_closed"] = True
+        if bet_tx is None:
+            payload["is_supplier_promo"] = True  # a win with no bet: Hub88 marks it so
+        else:
+            payload["reference_transaction_uuid"] = bet_tx
+        return rounds.Sent("win", payload)
+
+    def rollback(
+        self, s: rounds.Session, tx: str, round_id: str, bet_tx: str, amount: Any
+    ) -> rounds.Sent:
+        payload = self._payload(s, tx, round_id, amount)
+        payload.update(round_closed=True, reference_transaction_uuid=bet_tx)
+        return rounds.Sent("rollback", payload)
+
+    def other_amount(self, amount: Any) -> Any:
+        return int(amount) * 2
+
+    def ok(self, answer: Any) -> bool:
+        return isinstance(answer, dict) and answer.get("status") == "RS_OK"
+
+    async def send(
+        self, http: aiohttp.ClientSession, url: str, sent: rounds.Sent
+    ) -> tuple[int, Any]:
+        body = json.dumps(sent.payload, separators=(",", ":")).encode()
+        signature = self.key.sign(body, padding.PKCS1v15(), hashes.SHA256())
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub88-Signature": base64.b64encode(signature).decode("ascii"),
+        }
+        try:
+            async with http.post(url + self.PATHS[sent.action], data=body, headers=headers) as r:
+                return r.status, await r.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return 0, {"error": type(exc).__name__}
+
+
+def _session_of(app: web.Application, data: dict[str, Any]) -> rounds.Session | None:
+    token = data.get("token")
+    launches: list[dict[str, Any]] = app[LAUNCHES]
+    for launch in reversed(launches):
+        if launch.get("token") == token and token:
+            return rounds.Session(launch["user"], token, launch["currency"], launch["game_code"])
+    if all(isinstance(data.get(k), str) for k in ("token", "user", "currency", "game_code")):
+        return rounds.Session(data["user"], data["token"], data["currency"], data["game_code"])
+    return None
+
+
 def create_app(
     *,
     operator_public_key_pem: bytes | str,
     operator_id: int = 1,
     games: Iterable[SimGame] | None = None,
+    hub88_private_key_pem: bytes | str | None = None,
+    wallet_url: str | None = None,
 ) -> web.Application:
     pem = operator_public_key_pem
     public_key = serialization.load_pem_public_key(pem.encode() if isinstance(pem, str) else pem)
@@ -208,4 +296,15 @@ def create_app(
     faults.install(app, error_response)
     app.router.add_post(GAME_LIST_PATH, game_list)
     app.router.add_post(GAME_URL_PATH, game_url)
+    if hub88_private_key_pem is not None:
+        key_pem = hub88_private_key_pem
+        key = serialization.load_pem_private_key(
+            key_pem.encode() if isinstance(key_pem, str) else key_pem, password=None
+        )
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("hub88_private_key_pem must be an RSA private key")
+        app[SIGNING_KEY] = key
+        rounds.install(
+            app, lambda a: WalletCallbacks(a[SIGNING_KEY]), _session_of, wallet_url, 100_000
+        )
     return app

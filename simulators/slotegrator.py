@@ -9,6 +9,11 @@ alone, so a signing bug in the adapter shows up as a 403. Errors are
 
 Beyond the faults every simulator has, `app[LAUNCHES]` keeps the form of every accepted
 launch, in order, so tests can see exactly what reached the provider.
+
+With `wallet_url` (the merchant's wallet callback URL), `POST /_sim/rounds`
+(`simulators.rounds`): `{"session_id", "bet", "win", "fault"}` plays a round for the session
+launched with that id, amounts as decimal strings, with the form-encoded, signed callbacks
+Slotegrator sends (`action` bet, win, rollback).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from simulators import faults
+from simulators import faults, rounds
 from simulators.catalog import SimGame, slotegrator_games
 
 DEFAULT_PORT = 9102
@@ -45,9 +52,7 @@ GAMES = web.AppKey("slotegrator_games", dict)
 LAUNCHES = web.AppKey("slotegrator_launches", list)
 
 # PHP's urlencode leaves only these bytes as they are (and turns a space into "+").
-_UNRESERVED = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
-)
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class Rejected(Exception):
@@ -173,7 +178,7 @@ async def list_games(request: web.Request) -> web.Response:
     if page < page_count:
         links["next"] = link(page + 1)
     body = {
-        "items": items[start:start + per_page],
+        "items": items[start : start + per_page],
         "_links": links,
         "_meta": {
             "totalCount": len(items),
@@ -230,6 +235,101 @@ async def provider_errors(request: web.Request, handler: faults.Handler) -> web.
         return error_response(exc.status, exc.reason)
 
 
+class WalletCallbacks:
+    """Slotegrator's wallet callbacks: one URL, form fields, signed with the merchant key."""
+
+    def __init__(self, merchant_id: str, key: bytes) -> None:
+        self.merchant_id = merchant_id
+        self.key = key
+
+    def _form(
+        self, action: str, s: rounds.Session, tx: str, round_id: str, amount: Any
+    ) -> dict[str, str]:
+        return {
+            "action": action,
+            "amount": str(amount),
+            "currency": s.currency,
+            "game_uuid": s.game_code,
+            "player_id": s.player_id,
+            "transaction_id": tx,
+            "session_id": s.token,
+            "type": action,
+            "round_id": round_id,
+            "finished": "0" if action == "bet" else "1",
+        }
+
+    def bet(self, s: rounds.Session, tx: str, round_id: str, amount: Any) -> rounds.Sent:
+        return rounds.Sent("bet", self._form("bet", s, tx, round_id, amount))
+
+    def win(
+        self, s: rounds.Session, tx: str, round_id: str, amount: Any, bet_tx: str | None
+    ) -> rounds.Sent:
+        form = self._form("win", s, tx, round_id, amount)
+        if bet_tx is None:
+            form["type"] = "freespin"  # a win with no bet
+        else:
+            form["bet_transaction_id"] = bet_tx
+        return rounds.Sent("win", form)
+
+    def rollback(
+        self, s: rounds.Session, tx: str, round_id: str, bet_tx: str, amount: Any
+    ) -> rounds.Sent:
+        form = self._form("rollback", s, tx, round_id, amount)
+        del form["amount"]
+        form.update(
+            {
+                "rollback_transactions[0][action]": "bet",
+                "rollback_transactions[0][transaction_id]": bet_tx,
+                "rollback_transactions[0][amount]": str(amount),
+                "rollback_transactions[0][type]": "bet",
+            }
+        )
+        return rounds.Sent("rollback", form)
+
+    def other_amount(self, amount: Any) -> Any:
+        return str(Decimal(str(amount)) * 2)
+
+    def ok(self, answer: Any) -> bool:
+        return isinstance(answer, dict) and "balance" in answer and "error_code" not in answer
+
+    async def send(
+        self, http: aiohttp.ClientSession, url: str, sent: rounds.Sent
+    ) -> tuple[int, Any]:
+        # Each delivery, a retry too, is signed afresh: a nonce is never sent twice.
+        auth = {
+            "X-Merchant-Id": self.merchant_id,
+            "X-Timestamp": str(int(time.time())),
+            "X-Nonce": secrets.token_hex(16),
+        }
+        headers = {
+            **auth,
+            "X-Sign": expected_sign(self.key, {**sent.payload, **auth}),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        body = "&".join(f"{_php_urlencode(k)}={_php_urlencode(v)}" for k, v in sent.payload.items())
+        try:
+            async with http.post(url, data=body.encode("ascii"), headers=headers) as r:
+                return r.status, await r.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return 0, {"error": type(exc).__name__}
+
+
+def _session_of(app: web.Application, data: dict[str, Any]) -> rounds.Session | None:
+    session_id = data.get("session_id")
+    launches: list[dict[str, Any]] = app[LAUNCHES]
+    for launch in reversed(launches):
+        if session_id and launch.get("session_id") == session_id:
+            return rounds.Session(
+                launch["player_id"], session_id, launch["currency"], launch["game_uuid"]
+            )
+    fields = ("session_id", "player_id", "currency", "game_uuid")
+    if all(isinstance(data.get(k), str) for k in fields):
+        return rounds.Session(
+            data["player_id"], data["session_id"], data["currency"], data["game_uuid"]
+        )
+    return None
+
+
 def create_app(
     *,
     merchant_id: str = "demo",
@@ -237,6 +337,7 @@ def create_app(
     per_page: int = 8,
     games: Sequence[SimGame] | None = None,
     max_clock_skew_s: int = 300,
+    wallet_url: str | None = None,
 ) -> web.Application:
     if not merchant_key:
         raise ValueError("merchant_key must not be empty")
@@ -254,4 +355,11 @@ def create_app(
     app.router.add_get("/games", list_games)
     app.router.add_post("/games/init", init_game)
     app.router.add_post("/games/init-demo", init_demo)
+    rounds.install(
+        app,
+        lambda a: WalletCallbacks(a[MERCHANT_ID], a[MERCHANT_KEY]),
+        _session_of,
+        wallet_url,
+        "1.00",
+    )
     return app

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from simulators import adyen, hub88, slotegrator, stripe, trustly
+from simulators import adyen, casino_wallet, hub88, slotegrator, stripe, trustly
 from simulators.faults import SimulatorServer
 
 DEFAULT_PORTS = {
@@ -23,6 +23,9 @@ DEFAULT_PORTS = {
 
 # Trustly's simulator starts when asked for by name (tests): the demo's four stay as they are.
 TRUSTLY_USERNAME = "casino"
+# The reference casino wallet (`simulators.casino_wallet`) starts when named ("wallet"), with
+# this player and balance (minor units) to play rounds with.
+WALLET_PLAYERS = {"player-42": ("EUR", 100_000)}
 
 
 def ports_from(base: int, names: Iterable[str]) -> dict[str, int]:
@@ -48,6 +51,11 @@ class DemoSecrets:
     trustly_merchant_public_pem: str = ""
     trustly_private_pem: str = ""
     trustly_public_pem: str = ""
+    # Hub88's own key pair (it signs its wallet callbacks; the gateway checks them) and the
+    # secret the gateway signs its calls to the casino's wallet with.
+    hub88_wallet_private_pem: str = ""
+    hub88_wallet_public_pem: str = ""
+    wallet_secret: str = ""
 
     def trustly_env(self) -> dict[str, str]:
         """The variables a config with a Trustly provider names (PEM keys span lines)."""
@@ -67,6 +75,8 @@ class DemoSecrets:
             "ADYEN_API_KEY": self.adyen_api_key,
             "ADYEN_HMAC_KEY": self.adyen_hmac_key,
             "WEB_API_KEY": self.client_key,
+            "HUB88_WALLET_PUBLIC_KEY": self.hub88_wallet_public_pem,
+            "WALLET_SIGNING_SECRET": self.wallet_secret,
         }
 
 
@@ -74,6 +84,7 @@ def make_secrets() -> DemoSecrets:
     private_pem, public_pem = hub88.generate_operator_keypair()
     merchant_private, merchant_public = trustly.generate_keypair()
     trustly_private, trustly_public = trustly.generate_keypair()
+    hub88_wallet_private, hub88_wallet_public = hub88.generate_operator_keypair()
     return DemoSecrets(
         hub88_private_pem=private_pem,
         hub88_public_pem=public_pem,
@@ -88,6 +99,9 @@ def make_secrets() -> DemoSecrets:
         trustly_merchant_public_pem=merchant_public,
         trustly_private_pem=trustly_private,
         trustly_public_pem=trustly_public,
+        hub88_wallet_private_pem=hub88_wallet_private,
+        hub88_wallet_public_pem=hub88_wallet_public,
+        wallet_secret=secrets.token_urlsafe(32),
     )
 
 
@@ -113,16 +127,27 @@ async def start_stack(
     per_page: int = 8,
     host: str = "127.0.0.1",
 ) -> Stack:
-    """Start the simulators named in `ports` (the demo's four by default; Trustly when named);
-    port 0 picks a free one."""
+    """Start the simulators named in `ports` (the demo's four by default; Trustly and the
+    casino wallet when named); port 0 picks a free one. With `webhook_base_url` (the
+    gateway), the aggregators' wallet callbacks go to its `/wallet/<adapter name>`."""
     ports = DEFAULT_PORTS if ports is None else ports
     hook = (
         (lambda p: f"{webhook_base_url}/v1/webhooks/{p}") if webhook_base_url else (lambda p: None)
     )
+    wallet = (
+        (lambda p: f"{webhook_base_url}/wallet/{p}") if webhook_base_url else (lambda p: None)
+    )
     factories = {
-        "hub88": lambda: hub88.create_app(operator_public_key_pem=demo.hub88_public_pem),
+        "hub88": lambda: hub88.create_app(
+            operator_public_key_pem=demo.hub88_public_pem,
+            hub88_private_key_pem=demo.hub88_wallet_private_pem or None,
+            wallet_url=wallet("hub88"),
+        ),
         "slotegrator": lambda: slotegrator.create_app(
-            merchant_key=demo.slotegrator_key, per_page=per_page
+            merchant_key=demo.slotegrator_key, per_page=per_page, wallet_url=wallet("slotegrator")
+        ),
+        "wallet": lambda: casino_wallet.create_app(
+            secret=demo.wallet_secret, players=WALLET_PLAYERS
         ),
         "stripe": lambda: stripe.create_app(
             demo.stripe_secret_key,

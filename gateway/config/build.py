@@ -39,6 +39,8 @@ from gateway.config.redact import redact
 from gateway.config.routing_rules import build_rules, withdrawal_warning
 from gateway.config.slugs import slugify
 from gateway.config.values import check_base_url, split_secret_key
+from gateway.config.wallet import DEFAULT_TIMEOUT_MS as DEFAULT_WALLET_TIMEOUT_MS
+from gateway.config.wallet import WalletSettings
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
@@ -112,6 +114,7 @@ class Builder:
             player_tokens=self.player_tokens(doc.get("player_tokens")),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
+            wallet=self.wallet(doc.get("wallet")),
             source=source,
             hash=digest,
             redacted=redact(doc),
@@ -356,6 +359,21 @@ class Builder:
         if secret:
             self.secret_values.append(secret)
         return settings
+
+    def wallet(self, given: dict[str, Any] | None) -> WalletSettings | None:
+        if given is None:
+            return None
+        url_problem = check_base_url(given["backend_url"])
+        if url_problem:
+            self.fail("wallet.backend_url", url_problem)
+        secret = self.secret_from_env("wallet.secret_env", given["secret_env"])
+        if secret is None or url_problem:
+            return None
+        return WalletSettings(
+            backend_url=given["backend_url"].rstrip("/"),
+            secret=secret,
+            timeout_ms=given.get("timeout_ms", DEFAULT_WALLET_TIMEOUT_MS),
+        )
 
     def storage(self, given: dict[str, Any]) -> StorageSettings:
         spec = dict(given)

@@ -13,6 +13,7 @@ from typing import Any
 
 from adapters.base import AdapterSpec
 from gateway.config.events import EventSettings
+from gateway.config.wallet import WalletSettings
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
@@ -178,6 +179,7 @@ class Config:
     player_tokens: PlayerTokenSettings | None = field(default=None, repr=False)
     events: Mapping[str, Any] = field(default_factory=dict)
     event_settings: EventSettings | None = field(default=None, repr=False)
+    wallet: WalletSettings | None = field(default=None, repr=False)  # the casino's wallet
     source: str = ""
     hash: str = ""
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)

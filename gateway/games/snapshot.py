@@ -84,6 +84,10 @@ class CatalogSnapshot:
             merge_catalogs(present, aliases, jurisdiction.offer_blocks)
         )
         self.by_id = {g.id: g for g in self.games}
+        # (provider, provider's game code) -> canonical id: wallet callbacks name games so.
+        self.by_offer = {
+            (o.provider, o.provider_game_id): g.id for g in self.games for o in g.offers
+        }
         self._bodies = {g.id: orjson.dumps(g.to_dict()) for g in self.games}
         self.providers = {p.name: "ok" if p.catalog is not None else p.status for p in parts}
         self.partial = any(status != "ok" for status in self.providers.values())

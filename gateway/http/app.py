@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.config.model import Config, LedgerSettings
 from gateway.games.sync import CatalogSync
 from gateway.http import admin, api, cors, events_stream, refunds, webhooks
+from gateway.http import wallet as wallet_routes
 from gateway.http.context import CATALOG, GATEWAY
 from gateway.http.middleware import context_middleware
 from gateway.runtime.gateway import Gateway
@@ -46,7 +47,8 @@ def create_app(
     admin.add_routes(app)
     webhooks.add_routes(app)
     events_stream.setup(app)
-    cors.setup(app)  # last: it wraps every route registered above
+    cors.setup(app)  # it wraps every route registered above
+    wallet_routes.add_routes(app)  # after CORS: aggregators call these, never browsers
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -127,8 +127,13 @@ async def apply_policies(request: web.Request, handler: Handler) -> web.StreamRe
     """
     ctx = request[CTX]
     route = ctx["route"]
-    # Admin routes check roles themselves; providers sign webhooks instead of sending keys.
-    if route in UNAUTHENTICATED or route.startswith(("admin", "webhooks")) or route == "other":
+    # Admin routes check roles themselves; providers sign webhooks and wallet callbacks
+    # instead of sending keys.
+    if (
+        route in UNAUTHENTICATED
+        or route.startswith(("admin", "webhooks", "wallet"))
+        or route == "other"
+    ):
         return await handler(request)
     gw = request.app[GATEWAY]
     rt = ctx["runtime"]

@@ -203,12 +203,39 @@ class Metrics:
             buckets=REFRESH_BUCKETS,
             registry=r,
         )
+        self.wallet_requests = Counter(
+            "gateway_wallet_requests_total",
+            "Wallet callbacks answered, by provider, operation and normalized outcome",
+            ("provider", "operation", "outcome"),
+            registry=r,
+        )
+        self.wallet_backend_duration = Histogram(
+            "gateway_wallet_backend_duration_seconds",
+            "Time the casino backend took to answer a wallet call, by operation",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.wallet_duplicates = Counter(
+            "gateway_wallet_duplicates_total",
+            "Wallet retries answered from the ledger without asking the backend, by provider",
+            ("provider",),
+            registry=r,
+        )
+        self.wallet_signature_failures = Counter(
+            "gateway_wallet_signature_failures_total",
+            "Wallet callbacks refused for a bad, missing or stale signature (or a reused "
+            "nonce), by provider",
+            ("provider",),
+            registry=r,
+        )
         self._before_render: list[Callable[[], None]] = []
 
         # labels() takes a lock and builds a key each call: keep the children we have seen.
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
         self._cache_children: dict[tuple[str, str], Any] = {}
         self._upstream_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._wallet_children: dict[tuple[str, str, str], Any] = {}
 
     def request_done(self, route: str, status: int, client: str, elapsed_s: float) -> None:
         key = (route, status, client)
@@ -236,6 +263,13 @@ class Metrics:
         children[0].inc()
         if elapsed_s is not None:
             children[1].observe(elapsed_s)
+
+    def wallet_done(self, provider: str, operation: str, outcome: str) -> None:
+        key = (provider, operation, outcome)
+        child = self._wallet_children.get(key)
+        if child is None:
+            child = self._wallet_children[key] = self.wallet_requests.labels(*key)
+        child.inc()
 
     def cache_result(self, route: str, status: str) -> None:
         key = (route, status)
