@@ -71,6 +71,8 @@ _NEEDS_BALANCE = frozenset({"ok", "insufficient_funds"})
 class Hub88Wallet:
     """Verifies and parses Hub88's wallet callbacks; renders the operator's answers."""
 
+    uses_paths = True  # a path per action, under the wallet URL
+
     def __init__(self, public_key: rsa.RSAPublicKey) -> None:
         self._public_key = public_key
 

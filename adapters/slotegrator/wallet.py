@@ -67,6 +67,8 @@ _HEADERS = ("X-Merchant-Id", "X-Timestamp", "X-Nonce")
 class SlotegratorWallet:
     """Verifies and parses Slotegrator's wallet callbacks; renders the merchant's answers."""
 
+    uses_paths = False  # one URL; the action is a form field
+
     def __init__(self, merchant_id: str, merchant_key: bytes, window_s: float = WINDOW_S) -> None:
         self.merchant_id = merchant_id
         self._merchant_key = merchant_key

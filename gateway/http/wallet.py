@@ -36,8 +36,8 @@ async def receive(request: web.Request) -> web.StreamResponse:
     path = "/" + request.match_info["path"] if request.match_info.get("path") else ""
     state = rt.providers.get(name)
     wallet = getattr(state.adapter, "wallet", None) if state is not None else None
-    if wallet is None:
-        raise ApiError("not_found", f"no wallet endpoint for '{name}'")
+    if wallet is None or bool(path) != wallet.uses_paths:
+        raise ApiError("not_found", f"no wallet endpoint for '{name}' at this path")
     ctx["provider"] = name
     outcome: WalletOutcome
     parsed: WalletRequest | None = None

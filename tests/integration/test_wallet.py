@@ -305,5 +305,7 @@ async def test_wallet_routes_take_no_api_key_and_are_not_in_cors(
     ) as response:
         assert "Access-Control-Allow-Origin" not in response.headers
         assert response.status in (403, 405)
-    async with http.post(f"{gw.url.rstrip('/')}/wallet/stripe", data=b"x") as response:
-        assert response.status == 404  # not an aggregator with a wallet
+    for path in ("/wallet/stripe", "/wallet/hub88", "/wallet/slotegrator/transaction/bet"):
+        async with http.post(f"{gw.url.rstrip('/')}{path}", data=b"x") as response:
+            assert response.status == 404, path  # no wallet there
+            assert response.content_type == "application/problem+json"
