@@ -347,15 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         default=None,
         help="the gateway's port (instead of listen.port); the simulators move to the four "
-        "ports after it",
+        "ports after it, the casino wallet to the next",
     )
     demo.add_argument(
         "--sim-base-port",
         type=_port,
         default=None,
         metavar="PORT",
-        help="the simulators on PORT..PORT+3 (hub88, slotegrator, stripe, adyen) instead of "
-        "the config's ports",
+        help="the simulators on PORT..PORT+3 (hub88, slotegrator, stripe, adyen) and the "
+        "casino wallet on PORT+4, instead of the config's ports",
     )
     demo.add_argument("--log-level", default=None)
     demo.set_defaults(func=cmd_demo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -57,10 +58,11 @@ def stop_demo(demo: subprocess.Popen[str]) -> None:
         demo.stdout.close()
 
 
-def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path):
-    # --port moves every listener: the gateway to it, the simulators to the four after it,
-    # whatever ports the config names (9101-9104 here, maybe taken on this machine).
-    port = free_ports(5)
+def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tmp_path: Path):
+    # --port moves every listener: the gateway to it, the simulators to the four after it
+    # and the casino wallet to the next, whatever ports the config names (9101-9104 and
+    # 9200 here, maybe taken on this machine).
+    port = free_ports(6)
     demo, lines = start_demo(tmp_path, "--port", str(port))
     stream = None
     try:
@@ -70,8 +72,12 @@ def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path)
             f"http://127.0.0.1:{port + 2}, stripe http://127.0.0.1:{port + 3}, "
             f"adyen http://127.0.0.1:{port + 4}\n"
         )
+        assert lines[2] == (
+            f"casino wallet: http://127.0.0.1:{port + 5}/wallet (the gateway's wallet backend; "
+            "player-42 holds EUR 1000.00)\n"
+        )
         commands = [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
-        assert len(commands) == 6, lines
+        assert len(commands) == 9, lines
         sse = re.sub(r"\s*&\s*#.*$", "", commands[0])
         stream = subprocess.Popen(
             ["bash", "-c", f"timeout 10 {sse}"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
@@ -83,12 +89,21 @@ def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path)
             )
             assert done.returncode == 0, (command, done.stderr)
             outputs.append(done.stdout)
-        listing, game, launch, payment, read_back = outputs
+        listing, game, launch, payment, read_back, before, round_, after = outputs
         assert '"total": 34' in listing and '"partial": false' in listing
         assert '"id": "pragmatic-play:sweet-bonanza"' in game
         assert '"launch_url":"https://games.hub88.example/launch/pp_sweet_bonanza' in launch
         assert '"status":"requires_action"' in payment
         assert '"provider":"stripe"' in read_back
+        # The round on the launched session: Hub88's signed bet and win reach the gateway,
+        # which settles them at the casino wallet: EUR 1.00 bet, EUR 2.50 won.
+        assert json.loads(before)["balance"] == 100_000
+        calls = json.loads(round_)["calls"]
+        assert [(c["action"], c["answer"]["status"]) for c in calls] == [
+            ("bet", "RS_OK"), ("win", "RS_OK")
+        ]
+        assert calls[0]["request"]["token"] == "sess-123"
+        assert json.loads(after)["balance"] == 100_150
         # The simulators confirm the deposit after 5 s by webhook: the stream shows it live.
         streamed, _ = stream.communicate(timeout=20)
         assert '"type":"payment.succeeded"' in streamed
@@ -103,7 +118,7 @@ def test_the_printed_curl_commands_list_launch_pay_and_read_back(tmp_path: Path)
 
 
 def test_sim_base_port_puts_the_simulators_apart_from_the_gateway(tmp_path: Path):
-    port = free_ports(6)
+    port = free_ports(7)
     sims = port + 2  # not the four ports right after the gateway's
     demo, lines = start_demo(tmp_path, "--port", str(port), "--sim-base-port", str(sims))
     try:
