@@ -3,7 +3,8 @@
 Each simulator app calls `install(app, error_response)`. Faults are set over HTTP
 (`POST /_sim/faults` with a JSON object of `Faults` fields, `DELETE /_sim/faults` to
 clear) or in-process through `app[FAULTS]`; `GET /_sim/stats` returns the calls counted
-per path (`DELETE /_sim/stats` resets them). Control paths are never faulted or counted.
+per path and the W3C `traceparent` headers the last calls carried (`DELETE /_sim/stats`
+resets both). Control paths are never faulted or counted.
 
 Modes:
 - ``ok``      answer normally (after ``latency_ms``)
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -74,6 +75,8 @@ _HUGE = b'{"padding": "' + b"x" * (2 * 1024 * 1024) + b'"}'
 
 FAULTS = web.AppKey("sim_faults", Faults)
 STATS: web.AppKey[Counter[str]] = web.AppKey("sim_stats", Counter)
+# (path, traceparent) of the last calls that carried one.
+TRACES: web.AppKey[deque[tuple[str, str]]] = web.AppKey("sim_traces")
 
 ErrorResponse = Callable[[int, str], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,12 +85,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def install(app: web.Application, error_response: ErrorResponse) -> None:
     app[FAULTS] = Faults()
     app[STATS] = Counter()
+    app[TRACES] = deque(maxlen=1000)
 
     @web.middleware
     async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_sim/"):
             return await handler(request)
         app[STATS][request.path] += 1
+        traceparent = request.headers.get("traceparent")
+        if traceparent is not None:
+            app[TRACES].append((request.path, traceparent))
         faults = app[FAULTS]
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -134,11 +141,15 @@ def install(app: web.Application, error_response: ErrorResponse) -> None:
 
     async def get_stats(request: web.Request) -> web.Response:
         stats = app[STATS]
-        return web.json_response({"requests": {path: n for path, n in stats.items()}})
+        traces = [{"path": path, "traceparent": value} for path, value in app[TRACES]]
+        return web.json_response(
+            {"requests": {path: n for path, n in stats.items()}, "traceparents": traces}
+        )
 
     async def reset_stats(request: web.Request) -> web.Response:
         app[STATS].clear()
-        return web.json_response({"requests": {}})
+        app[TRACES].clear()
+        return web.json_response({"requests": {}, "traceparents": []})
 
     app.middlewares.append(faults_middleware)
     app.router.add_post("/_sim/faults", set_faults)
@@ -203,3 +214,9 @@ class SimulatorServer:
     @property
     def stats(self) -> Counter:
         return self.app[STATS]
+
+    @property
+    def traceparents(self) -> list[tuple[str, str]]:
+        """(path, traceparent) of the last calls that carried one, oldest first."""
+        seen = self.app[TRACES]
+        return list(seen)

@@ -200,7 +200,10 @@ async def make_wired(
     opened: list[Wired] = []
 
     async def make(
-        changes: dict[str, Any] | None = None, *, backend: Backend | bool = True
+        changes: dict[str, Any] | None = None,
+        *,
+        backend: Backend | bool = True,
+        **app_options: Any,
     ) -> Wired:
         if backend is True:
             backend = await start_backend()
@@ -214,7 +217,7 @@ async def make_wired(
         hook = f"http://127.0.0.1:{port}/v1/webhooks/trustly"
         doc["providers"]["trustly"] = trustly_provider(stack, hook)
         doc = merge(doc, changes or {})
-        app = create_app(build_config(doc, demo_secrets))
+        app = create_app(build_config(doc, demo_secrets), **app_options)
         client = TestClient(TestServer(app, host="127.0.0.1", port=port))
         wired = Wired(client, app, stack, sink)
         opened.append(wired)

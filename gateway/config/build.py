@@ -34,6 +34,7 @@ from gateway.config.model import (
     RouteRateLimit,
     ServerSettings,
     StorageSettings,
+    TracingSettings,
 )
 from gateway.config.redact import redact
 from gateway.config.routing_rules import build_rules, withdrawal_warning
@@ -115,6 +116,7 @@ class Builder:
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
             wallet=self.wallet(doc.get("wallet")),
+            tracing=self.tracing(doc.get("tracing")),
             source=source,
             hash=digest,
             redacted=redact(doc),
@@ -428,6 +430,22 @@ class Builder:
             issuer=given.get("issuer"),
             leeway_s=given.get("leeway_s", 30.0),
         )
+
+    def tracing(self, given: dict[str, Any] | None) -> TracingSettings | None:
+        if given is None:
+            return None
+        endpoint = given["otlp_endpoint"]
+        problem = check_base_url(endpoint)
+        if problem is None and urlsplit(endpoint).password is not None:
+            # The config is shown at /admin/config: a collector's credentials belong in
+            # OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads itself.
+            problem = "must not carry a password; set OTEL_EXPORTER_OTLP_HEADERS instead"
+        if problem is not None:
+            self.fail("tracing.otlp_endpoint", problem)
+            return None
+        if not urlsplit(endpoint).path.strip("/"):
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        return TracingSettings(endpoint, float(given.get("sample_ratio", 1.0)))
 
     def trusted_proxies(
         self, given: list[str]

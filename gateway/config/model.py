@@ -156,6 +156,15 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """Spans exported over OTLP/HTTP (`gateway.obs.tracing`); without it, trace context is
+    only passed on and logged."""
+
+    otlp_endpoint: str  # the collector's OTLP/HTTP traces URL (`/v1/traces` added to a bare host)
+    sample_ratio: float = 1.0  # of traces the gateway starts; a caller's decision is kept
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     routes: Mapping[str, RouteConfig]
@@ -180,6 +189,7 @@ class Config:
     events: Mapping[str, Any] = field(default_factory=dict)
     event_settings: EventSettings | None = field(default=None, repr=False)
     wallet: WalletSettings | None = field(default=None, repr=False)  # the casino's wallet
+    tracing: TracingSettings | None = None
     source: str = ""
     hash: str = ""
     redacted: Mapping[str, Any] = field(default_factory=dict, repr=False)

@@ -6,6 +6,7 @@ What the backend receives, one event per request::
     Content-Type: application/json
     X-Gateway-Event-Id: evt_...           (the same id on every retry of one event)
     X-Gateway-Signature: t=<unix seconds>,v1=<hex>
+    traceparent: 00-<trace id>-<parent id>-<flags>   (W3C; tracestate too when there is one)
 
     {"event_id", "type", "payment_id", "provider", "provider_reference", "amount",
      "currency", "occurred_at"}
@@ -41,6 +42,7 @@ from typing import Generic, TypeVar
 import aiohttp
 
 from gateway.config.events import BackendSettings, RetryPolicy
+from gateway.obs.tracing import outgoing_headers
 
 log = logging.getLogger("gateway.events")
 
@@ -222,6 +224,7 @@ async def post_event(
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(backend.secret, int(time.time()), item.body),
         EVENT_ID_HEADER: item.event_id,
+        **outgoing_headers(),  # the trace of the request that caused the event
     }
     timeout = aiohttp.ClientTimeout(total=backend.timeout_s)
     async with session.post(

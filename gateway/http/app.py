@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,6 +18,9 @@ from gateway.runtime.gateway import Gateway
 from gateway.runtime.health_checker import HealthChecker
 from gateway.runtime.reload import ConfigWatcher
 from gateway.upstream import transport
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("gateway")
 
@@ -35,9 +39,11 @@ def create_app(
     gateway: Gateway | None = None,
     config_path: str | None = None,
     ledger: LedgerSettings | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> web.Application:
+    """The app; `span_exporter` receives the spans instead of OTLP (tests, embedding)."""
     app = web.Application(middlewares=[context_middleware])
-    gw = gateway or Gateway(config, ledger=ledger)
+    gw = gateway or Gateway(config, ledger=ledger, span_exporter=span_exporter)
     gw.config_path = config_path
     app[GATEWAY] = gw
     app[CATALOG] = CatalogSync(gw)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 CATALOG: web.AppKey[CatalogSync] = web.AppKey("catalog")
 # Per-request dict: runtime, request_id, request_id_chosen, client_id, route, provider, cache,
-# failover.
+# failover, player_id, roles, client_ip, trace_id.
 CTX: web.RequestKey[dict[str, Any]] = web.RequestKey("gw_ctx", dict)
 
 

@@ -1,4 +1,5 @@
-"""The one middleware: request id, authentication, inbound limits, problem+json, metrics, log.
+"""The one middleware: request id, trace context, authentication, inbound limits, problem+json,
+metrics, log.
 
 Everything a request goes through before and after its handler, in one wrapper: aiohttp
 wraps the handler once per middleware on every request.
@@ -71,7 +72,8 @@ def problem_response(err: ApiError, request_id: str) -> web.Response:
 
 @web.middleware
 async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, problem+json for every error, metrics and one log line per request."""
+    """Request id, trace context, problem+json for every error, metrics and one log line per
+    request."""
     started = time.perf_counter()
     gw = request.app[GATEWAY]
     request_id, chosen = _request_id(request)
@@ -90,27 +92,38 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "player_id": None,  # the player the request's player token proves, if any
         "roles": frozenset(),  # the roles of the request's client key
         "client_ip": _client_ip(request, gw.runtime.config.trusted_proxies),
+        "trace_id": None,
     }
+    trace = gw.tracing.begin(request.headers, request.method, route)
+    ctx["trace_id"] = trace.trace_id
+    status = None
     try:
-        response = await apply_policies(request, handler)
-    except ApiError as err:
-        response = problem_response(err, request_id)
-        if err.status == 408:
-            response.force_close()  # the rest of the body would never arrive in time
-    except web.HTTPException as exc:
-        code = {
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-            415: "unsupported_media_type",
-        }.get(exc.status, "invalid_request")
-        allow = {"Allow": _allowed(exc.headers["Allow"])} if "Allow" in exc.headers else {}
-        response = problem_response(
-            ApiError(code, exc.reason or code, status=exc.status, headers=allow), request_id
-        )
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": request_id, "route": route})
-        response = problem_response(ApiError("internal_error", "the gateway failed"), request_id)
+        try:
+            response = await apply_policies(request, handler)
+        except ApiError as err:
+            response = problem_response(err, request_id)
+            if err.status == 408:
+                response.force_close()  # the rest of the body would never arrive in time
+        except web.HTTPException as exc:
+            code = {
+                404: "not_found",
+                405: "method_not_allowed",
+                413: "payload_too_large",
+                415: "unsupported_media_type",
+            }.get(exc.status, "invalid_request")
+            allow = {"Allow": _allowed(exc.headers["Allow"])} if "Allow" in exc.headers else {}
+            response = problem_response(
+                ApiError(code, exc.reason or code, status=exc.status, headers=allow), request_id
+            )
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "route": route})
+            response = problem_response(
+                ApiError("internal_error", "the gateway failed"), request_id
+            )
+        status = response.status
+    finally:
+        # Even when cancelled: the next request on this connection runs in the same task.
+        gw.tracing.end(trace, status)
     response.headers["X-Request-ID"] = request_id
     elapsed = time.perf_counter() - started
     if route not in ("metrics",):

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -21,8 +21,10 @@ from gateway.config.model import ClientConfig, Config, LedgerSettings, ledger_pr
 from gateway.ledger.ledger import Ledger
 from gateway.obs import logs
 from gateway.obs.metrics import BREAKER_STATES, Metrics
+from gateway.obs.tracing import Tracing
 from gateway.problems import ApiError
 from gateway.runtime.shared_state import SharedState
+from gateway.runtime.traced_ledger import TracedDatabase
 from gateway.state.memory import MemoryStore
 from gateway.state.redis_store import RedisLink, RedisStore
 from gateway.upstream.providers import ProviderRegistry, ProviderState
@@ -31,6 +33,9 @@ from policies.cache import ResponseCache
 from policies.ports import Store
 from policies.ratelimit import Cooldowns, Decision, RateLimiter, RateLimitUnavailable, parse_rate
 from policies.shared_cache import LocalCache, SharedCache
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("gateway")
 
@@ -69,8 +74,11 @@ class Gateway:
         *,
         metrics: Metrics | None = None,
         ledger: LedgerSettings | None = None,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        # Spans of requests, provider attempts and ledger writes, when `tracing` is set.
+        self.tracing = Tracing(span_exporter)
         self.registry = ProviderRegistry(self._on_breaker_change)
         self.storage_settings = config.storage
         local_cache: ResponseCache[Any] = ResponseCache(config.cache_limits)
@@ -100,6 +108,7 @@ class Gateway:
         self.ledger_settings = ledger or config.ledger
         self._configured_ledger = config.ledger
         self.ledger = Ledger(self.ledger_settings)
+        self.ledger.db = TracedDatabase(self.ledger.db)
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
         self._apply_listeners: list[Callable[[Runtime], None]] = []
@@ -128,6 +137,7 @@ class Gateway:
             [*config.secret_values, *(ln for v in config.secret_values for ln in v.splitlines())]
         )
         logs.set_level(config.log_level)
+        self.tracing.configure(config.tracing)
         self.metrics.set_config_hash(config.hash)
         self.metrics.config_last_success.set(time.time())
         for state in states.values():
@@ -248,6 +258,8 @@ class Gateway:
             await self.local_limiter.close()
         if self.link is not None:
             await self.link.close()
+        if self.tracing.settings is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # the spans still buffered
 
 
 def scaled_rate(rate: str, replicas: int) -> str:

@@ -3,7 +3,8 @@
 Order: drained? -> cooling down after its own 429? -> outbound rate limit -> breaker ->
 send (timeout) -> adapter parse. Any failure becomes `AttemptFailed`, which says what the
 flows need to decide: could the request have reached the provider, may another provider be
-tried, may this one be asked again.
+tried, may this one be asked again. While spans are recorded each attempt is one
+(`gateway.obs.tracing`), and the provider is sent the trace context either way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol, TypeVar
 import aiohttp
 
 from adapters.base import ProviderError, UpstreamRequest, UpstreamResponse
+from gateway.obs import tracing
 from gateway.obs.metrics import Metrics
 from gateway.upstream import transport
 from gateway.upstream.providers import ProviderState, Rejected
@@ -123,6 +125,28 @@ def _skip(
 
 
 async def call_provider(
+    gw: CallContext,
+    state: ProviderState,
+    op: str,
+    request: UpstreamRequest,
+    parse: Callable[[UpstreamResponse], T],
+) -> T:
+    attempt = tracing.provider_attempt(state.name, op)
+    if attempt is None:
+        return await _call(gw, state, op, request, parse)
+    outcome = "error"
+    try:
+        result = await _call(gw, state, op, request, parse)
+        outcome = "ok"
+    except AttemptFailed as exc:
+        outcome = exc.outcome
+        raise
+    finally:
+        attempt.done(outcome)
+    return result
+
+
+async def _call(
     gw: CallContext,
     state: ProviderState,
     op: str,

@@ -3,7 +3,8 @@
 `send` takes an adapter's `UpstreamRequest`, applies the provider's timeout and returns the
 `UpstreamResponse`, or raises `TransportError` saying whether the request may have reached
 the provider. That distinction is what the double-charge rule is built on: a refused
-connection certainly did not; a timeout or a reset after sending may have.
+connection certainly did not; a timeout or a reset after sending may have. Every call
+carries the trace context of the request it is made for (`gateway.obs.tracing`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 import aiohttp
 
 from adapters.base import UpstreamRequest, UpstreamResponse
+from gateway.obs.tracing import outgoing_headers
 
 TransportKind = Literal["refused", "timeout", "reset", "error"]
 
@@ -59,11 +61,15 @@ async def send(
     max_body_bytes: int = 32 * 1024 * 1024,
 ) -> UpstreamResponse:
     timeout = _timeout(timeout_s)
+    headers = request.headers
+    trace = outgoing_headers()
+    if trace:
+        headers = {**headers, **trace}
     try:
         async with session.request(
             request.method,
             base_url + request.path,
-            headers=request.headers,
+            headers=headers,
             data=request.body or None,
             timeout=timeout,
             allow_redirects=False,

@@ -276,7 +276,7 @@ async def test_fail_next_fails_one_call_then_recovers(server, http) -> None:
         adapter.parse_catalog(await send(http, server, adapter.catalog_request()))
     assert adapter.parse_catalog(await send(http, server, adapter.catalog_request())).games
     async with http.get(URL(server.url + "/_sim/stats")) as resp:
-        assert await resp.json() == {"requests": {"/games": 2}}
+        assert await resp.json() == {"requests": {"/games": 2}, "traceparents": []}
 
 
 async def test_unknown_path_answers_in_the_providers_shape(server, http) -> None:

@@ -13,7 +13,13 @@ import yaml
 
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config, parse_config
-from gateway.config.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT_MS, CatalogSettings, Config
+from gateway.config.model import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_TIMEOUT_MS,
+    CatalogSettings,
+    Config,
+    TracingSettings,
+)
 from gateway.config.redact import redact
 from policies.breaker import BreakerSettings
 from policies.health import HealthSettings
@@ -797,3 +803,23 @@ def test_studio_blocks_are_keyed_by_the_canonical_slug(env: dict[str, str]):
         "pragmatic-play": frozenset({"DE", "NL"}),
         "netent": frozenset(),
     }
+
+
+def test_the_tracing_block_of_the_config(env: dict[str, str]) -> None:
+    doc = base_doc()
+    assert parse(doc, env).tracing is None
+    doc["tracing"] = {"otlp_endpoint": "http://otel-collector:4318"}
+    assert parse(doc, env).tracing == TracingSettings("http://otel-collector:4318/v1/traces", 1.0)
+    doc["tracing"] = {"otlp_endpoint": "https://otel.example/otlp/v1/traces", "sample_ratio": 0.25}
+    assert parse(doc, env).tracing == TracingSettings("https://otel.example/otlp/v1/traces", 0.25)
+    doc["tracing"] = {"otlp_endpoint": "https://otel.example", "sample_ratio": 2}
+    assert [p.split(":")[0] for p in problems_of(doc, env)] == ["tracing.sample_ratio"]
+    doc["tracing"] = {"otlp_endpoint": "https://user:hunter22@otel.example"}
+    problems = problems_of(doc, env)
+    assert any(
+        p.startswith("tracing.otlp_endpoint") and "OTEL_EXPORTER_OTLP_HEADERS" in p
+        for p in problems
+    ), problems
+    assert not any("hunter22" in p for p in problems)
+    doc["tracing"] = {"otlp_endpoint": "grpc://otel:4317"}
+    assert any(p.startswith("tracing.otlp_endpoint") for p in problems_of(doc, env))
