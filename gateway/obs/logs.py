@@ -37,9 +37,10 @@ _CREDENTIALS = re.compile(
 )
 SCRUB_MEMO_SIZE = 4096
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-# A trace id is checked to be 32 hex digits (gateway.obs.tracing) and random by design; about
-# one in 55 holds a 13-digit run, and masking it would break the correlation it is logged for.
-_VERIFIED = frozenset({"trace_id"})
+# Hex ids no client can fill with a card number: a trace id (checked to be 32 hex digits by
+# gateway.obs.tracing) and config hashes (the gateway's SHA-256). About one in 55 holds a
+# 13-digit run, and masking it would break the correlation it is logged for.
+_HEX_IDS = frozenset({"trace_id", "config_hash", "old_hash", "new_hash"})
 
 
 class RedactingFilter(logging.Filter):
@@ -87,7 +88,7 @@ class RedactingFilter(logging.Filter):
         for key, value in list(vars(record).items()):
             if (
                 key not in _RESERVED
-                and key not in _VERIFIED
+                and key not in _HEX_IDS
                 and isinstance(value, str | list | tuple | dict)
             ):
                 setattr(record, key, self._scrub_any(value))

@@ -6,7 +6,6 @@ it stops them."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -87,13 +86,17 @@ class Running:
 
     async def reload(self, config: dict[str, Any]) -> None:
         """Write `config` and wait until the gateway says it runs it."""
+        done = len(self.reloads())
         self.gateway.write_config(config)
-        digest = hashlib.sha256(self.gateway.config_path.read_bytes()).hexdigest()
 
         async def reloaded() -> bool:
-            return any(ln.get("new_hash") == digest for ln in self.lines())
+            return len(self.reloads()) > done
 
         await eventually(reloaded, timeout_s=10)
+
+    def reloads(self) -> list[dict[str, Any]]:
+        # Counted, not matched by hash: the log masks a hash that starts with 13 digits.
+        return [ln for ln in self.lines() if ln.get("msg") == "config reloaded"]
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(ln) for ln in self.gateway.log().splitlines() if ln.startswith("{")]

@@ -160,10 +160,12 @@ def test_bytes_go_to_the_binary_buffer_after_the_text_layer():
     assert raw.getvalue() == b'first\n{"n":1}\n'
 
 
-def test_a_trace_id_is_logged_whole_even_when_it_holds_a_card_like_digit_run():
+def test_trace_ids_and_config_hashes_are_logged_whole_even_with_a_card_like_digit_run():
     # Random hex ids hold a 13-digit run about once in 55: masking them would lose the trace.
     trace_id = "0af74111111111111111aaaaaaaaa31c"
-    record = logging.makeLogRecord({"msg": "request", "trace_id": trace_id, "note": trace_id})
+    record = logging.makeLogRecord(
+        {"msg": "request", "trace_id": trace_id, "new_hash": trace_id, "note": trace_id}
+    )
     logs.RedactingFilter().filter(record)
-    assert record.trace_id == trace_id
+    assert record.trace_id == record.new_hash == trace_id
     assert record.note == "0af[PAN]aaaaaaaaa31c"
