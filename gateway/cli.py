@@ -1,9 +1,10 @@
-"""The `casino-gateway` command: run, check, demo."""
+"""The `casino-gateway` command: run, check, ledger, wallet, demo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -179,6 +180,30 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_wallet_export(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 1
+    from gateway.ledger.database import LedgerTooNew, LedgerUnavailable
+    from gateway.wallet.export import export
+
+    try:
+        export(config.ledger, args.date, sys.stdout)
+    except (LedgerUnavailable, LedgerTooNew) as exc:
+        print(f"ledger error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.path)
@@ -339,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = ledger_sub.add_parser("migrate", help="apply the ledger's schema migrations")
     migrate.add_argument("--config", default=str(default_config_path()), help="providers.yaml")
     migrate.set_defaults(func=cmd_ledger)
+
+    wallet = sub.add_parser("wallet", help="the seamless wallet's transactions")
+    wallet_sub = wallet.add_subparsers(dest="wallet_command", required=True)
+    export = wallet_sub.add_parser(
+        "export", help="one UTC day's totals per provider and currency, as CSV on stdout"
+    )
+    export.add_argument("--date", type=_date, required=True, help="YYYY-MM-DD (UTC)")
+    export.add_argument("--config", default=str(default_config_path()), help="providers.yaml")
+    export.set_defaults(func=cmd_wallet_export)
 
     demo = sub.add_parser("demo", help="start the simulators and the gateway with demo keys")
     demo.add_argument("--config", default=None, help="defaults to config/providers.yaml")

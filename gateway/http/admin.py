@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.config.model import ClientConfig
 from gateway.http.context import CATALOG, CTX, GATEWAY, json_response
+from gateway.ledger.database import LedgerUnavailable
 from gateway.problems import ApiError
 from gateway.runtime.gateway import Gateway, Runtime
 from gateway.upstream.providers import ProviderState
@@ -323,6 +324,37 @@ async def refresh_catalog(request: web.Request, client: ClientConfig) -> web.Res
     return json_response({"refreshed": outcomes, **sync.status()})
 
 
+TRANSACTION_FILTERS = ("player_id", "round_id", "provider")
+MAX_TRANSACTIONS = 500
+
+
+@requires("viewer")
+async def list_transactions(request: web.Request, client: ClientConfig) -> web.Response:
+    """`GET /admin/wallet/transactions?player_id=&round_id=&provider=&limit=`: the newest
+    wallet transactions matching every filter given, for support and disputes."""
+    _audit(request, client, "wallet.transactions.read", "wallet", level=logging.DEBUG)
+    unknown = set(request.query) - {*TRANSACTION_FILTERS, "limit"}
+    if unknown:
+        raise ApiError(
+            "invalid_request", f"unknown query parameter(s): {', '.join(sorted(unknown))}"
+        )
+    filters = {name: request.query.get(name) for name in TRANSACTION_FILTERS}
+    if any(v is not None and not 1 <= len(v) <= 256 for v in filters.values()):
+        raise ApiError("invalid_request", "a filter must be 1 to 256 characters")
+    limit_text = request.query.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TRANSACTIONS:
+        raise ApiError("invalid_request", f"limit must be an integer from 1 to {MAX_TRANSACTIONS}")
+    try:
+        rows = await request.app[GATEWAY].ledger.wallet_transactions(
+            limit=int(limit_text), **filters
+        )
+    except LedgerUnavailable:
+        raise ApiError(
+            "unavailable", "the ledger is unreachable; try again", headers={"Retry-After": "5"}
+        ) from None
+    return json_response({"transactions": rows})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the /admin/ routes, one method per resource, each named "admin.*"."""
     router = app.router
@@ -337,3 +369,6 @@ def add_routes(app: web.Application) -> None:
     router.add_delete("/admin/cache", flush_cache, name="admin.cache.flush")
     router.add_get("/admin/catalog", get_catalog, name="admin.catalog")
     router.add_post("/admin/catalog/refresh", refresh_catalog, name="admin.catalog.refresh")
+    router.add_get(
+        "/admin/wallet/transactions", list_transactions, name="admin.wallet.transactions"
+    )

@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import jsonschema
 import pytest
 
+from gateway.http.validation import openapi_document
 from simulators.casino_wallet import STATE, Delay
 from simulators.hub88 import generate_operator_keypair
 from simulators.slotegrator import expected_sign
@@ -309,3 +311,43 @@ async def test_wallet_routes_take_no_api_key_and_are_not_in_cors(
         async with http.post(f"{gw.url.rstrip('/')}{path}", data=b"x") as response:
             assert response.status == 404, path  # no wallet there
             assert response.content_type == "application/problem+json"
+
+
+async def test_admin_lists_a_players_transactions_for_a_viewer(
+    http: aiohttp.ClientSession, stack: Stack, make_gateway: MakeGateway
+) -> None:
+    changes = {
+        **wallet_config(stack),
+        "clients": [
+            {"id": "web", "key_env": "WEB_API_KEY"},
+            {"id": "support", "key_env": "SUPPORT_KEY", "roles": ["viewer"]},
+        ],
+    }
+    gw = await make_gateway(changes, env={"SUPPORT_KEY": "support-key"})
+    await gw.catalog_ready()  # game ids are made canonical from the catalog
+    bet, win = await play(http, stack, gw, HUB88)
+    url = f"{gw.url.rstrip('/')}/admin/wallet/transactions"
+    viewer = {"X-API-Key": "support-key"}
+    round_id = bet["request"]["round"]
+    async with http.get(url, params={"player_id": "player-42"}, headers=viewer) as response:
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        body = await response.json()
+    rows = body["transactions"]
+    assert {(r["transaction_id"], r["operation"], r["state"], r["amount"]) for r in rows} == {
+        (bet["request"]["transaction_uuid"], "debit", "done", 100),
+        (win["request"]["transaction_uuid"], "credit", "done", 250),
+    }
+    assert all(r["round_id"] == round_id and r["provider"] == "hub88" for r in rows)
+    assert {r["game_id"] for r in rows} == {"pragmatic-play:sweet-bonanza"}  # canonical
+    schema = {"$ref": "#/components/schemas/WalletTransactionList",
+              "components": openapi_document()["components"]}
+    jsonschema.Draft202012Validator(schema).validate(body)
+    async with http.get(url, params={"round_id": "no-such-round"}, headers=viewer) as response:
+        assert (await response.json()) == {"transactions": []}
+    async with http.get(url, params={"player": "x"}, headers=viewer) as response:
+        assert response.status == 400
+    async with http.get(url, headers={"X-API-Key": stack.secrets.client_key}) as response:
+        assert response.status == 403  # a frontend key
+    async with http.get(url) as response:
+        assert response.status == 401
