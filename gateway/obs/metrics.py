@@ -167,6 +167,11 @@ class Metrics:
             "1 while the shared store is unreachable and local state is used",
             mode="max",
         )
+        self.ledger_up = gauge(
+            "gateway_ledger_up",
+            "1 while the ledger answers, 0 after a transaction or probe could not reach it",
+            mode="min",
+        )
         self.events_pending = gauge(
             "gateway_event_deliveries_pending",
             "Events waiting for delivery to the backend",
@@ -230,6 +235,10 @@ class Metrics:
             registry=r,
         )
         self._before_render: list[Callable[[], None]] = []
+        # Both results from the start: an alert on increase() needs the series before its
+        # first failure, not created by it.
+        for result in ("success", "failure"):
+            self.config_reloads.labels(result)
 
         # labels() takes a lock and builds a key each call: keep the children we have seen.
         self._request_children: dict[tuple[str, int, str], tuple[Any, Any]] = {}

@@ -7,6 +7,7 @@ end, so a reload never changes the config under a request in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -23,8 +24,8 @@ from gateway.obs import logs
 from gateway.obs.metrics import BREAKER_STATES, Metrics
 from gateway.obs.tracing import Tracing
 from gateway.problems import ApiError
+from gateway.runtime.observed_ledger import ObservedDatabase, probe_forever
 from gateway.runtime.shared_state import SharedState
-from gateway.runtime.traced_ledger import TracedDatabase
 from gateway.state.memory import MemoryStore
 from gateway.state.redis_store import RedisLink, RedisStore
 from gateway.upstream.providers import ProviderRegistry, ProviderState
@@ -108,7 +109,9 @@ class Gateway:
         self.ledger_settings = ledger or config.ledger
         self._configured_ledger = config.ledger
         self.ledger = Ledger(self.ledger_settings)
-        self.ledger.db = TracedDatabase(self.ledger.db)
+        self.ledger.db = ObservedDatabase(self.ledger.db, self._on_ledger_health)
+        self._ledger_probe: asyncio.Task[None] | None = None
+        self._ledger_lost = False
         self.cooldowns = Cooldowns()
         self.session: aiohttp.ClientSession | None = None  # set when the app starts
         self._apply_listeners: list[Callable[[Runtime], None]] = []
@@ -200,6 +203,15 @@ class Gateway:
         if self.shared is not None:
             await self.shared.publish_drain(provider, drained, actor)
 
+    def _on_ledger_health(self, up: bool) -> None:
+        self.metrics.ledger_up.set(1 if up else 0)
+        if not up:
+            self._ledger_lost = True
+            log.error("ledger unreachable", extra={"ledger": self.ledger.description})
+        elif self._ledger_lost:
+            self._ledger_lost = False
+            log.warning("ledger reachable again", extra={"ledger": self.ledger.description})
+
     def _on_storage_change(self, degraded: bool) -> None:
         self.metrics.storage_degraded.set(1 if degraded else 0)
         if not degraded and self.shared is not None:
@@ -245,10 +257,15 @@ class Gateway:
 
     async def start(self) -> None:
         await self.ledger.start()
+        self._ledger_probe = asyncio.create_task(probe_forever(self.ledger), name="ledger-probe")
         if self.shared is not None:
             self.shared.start()
 
     async def close(self) -> None:
+        if self._ledger_probe is not None:
+            self._ledger_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ledger_probe
         await self.ledger.close()
         if self.shared is not None:
             await self.shared.stop()

@@ -14,7 +14,7 @@ from gateway.config.model import TracingSettings
 from gateway.ledger import claims
 from gateway.obs import tracing
 from gateway.obs.tracing import Tracing, outgoing_headers, parse_traceparent
-from gateway.runtime.traced_ledger import transaction_name
+from gateway.runtime.observed_ledger import transaction_name
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
