@@ -73,7 +73,8 @@ def demo_env() -> dict[str, str]:
 def dummy_env(names: Iterable[str]) -> dict[str, str]:
     """A value for each name, and only those names: a config parses only if they suffice."""
     known = demo_env()
-    return {name: known.get(name, f"dummy-{name.lower()}") for name in names}
+    # Padded: some secrets have a minimum length (an HS256 player-token secret, 32 bytes).
+    return {name: known.get(name, f"dummy-{name.lower()}".ljust(40, "x")) for name in names}
 
 
 def env_names(doc: Any) -> set[str]:
