@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -161,3 +162,20 @@ def check_payment(base: str, path: str, headers: dict[str, str]) -> None:
         expect("X-Cache" not in answer.headers, f"GET {url}: payments.get is cached", answer)
     calls = _stripe_reads(base) - before
     expect(calls == 2, f"GET {url}: {calls:g} reads from Stripe for 2 requests", answer)
+
+
+def check_bet(url: str, bets: Path) -> None:
+    """One signed Hub88 bet through the gateway to the casino wallet: RS_OK and a balance."""
+    signature, _, body = bets.read_text().splitlines()[0].partition("\t")
+    answer = http_request(
+        "POST",
+        url,
+        {"Content-Type": "application/json", "X-Hub88-Signature": signature},
+        body,
+    )
+    data = answer.json() if answer.status == 200 else {}
+    expect(
+        data.get("status") == "RS_OK" and data.get("balance") == 100_000 * 1000,
+        "a signed bet is not RS_OK with the wallet's balance",
+        answer,
+    )

@@ -5,11 +5,13 @@ only the answers it expects, and the servers' peak memory."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from paths import BENCH, ROOT
@@ -138,11 +140,15 @@ class Meter:
         url: str,
         headers: dict[str, str] | None = None,
         server: Proc | None = None,
+        rate: float | None = None,
+        bodies: Callable[[int], Path] | None = None,
     ) -> dict[str, Any]:
+        """`bodies(count)`: a new file of signed POST bodies for each attempt (row W)."""
         s = self.settings
+        rate = rate or s.paced_rate
         argv = [
             sys.executable, str(BENCH / "paced.py"), "--url", url,
-            "--rate", str(s.paced_rate), "--duration", str(s.paced_duration_s),
+            "--rate", str(rate), "--duration", str(s.paced_duration_s),
             "--warmup", str(s.paced_warmup_s), "--connections", str(s.paced_connections),
         ]  # fmt: skip
         for key, value in (headers or {}).items():
@@ -151,10 +157,14 @@ class Meter:
         attempt = 0
         while True:
             attempt += 1
-            progress(f"paced {name}: {s.paced_rate:g} req/s for {s.paced_duration_s:g}s -> {url}")
+            progress(f"paced {name}: {rate:g} req/s for {s.paced_duration_s:g}s -> {url}")
+            run_argv = argv
+            if bodies is not None:
+                count = math.ceil(rate * (s.paced_duration_s + s.paced_warmup_s)) + 64
+                run_argv = [*argv, "--bodies", str(bodies(count))]
             with CpuWindow(self._servers(server)) as cpu:
                 done = subprocess.run(
-                    argv,
+                    run_argv,
                     capture_output=True,
                     text=True,
                     cwd=ROOT,

@@ -73,12 +73,47 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 3)
 
 
+class Bodies:
+    """POST bodies sent in order, each with its own signature header (`--bodies`): row W's
+    signed Hub88 bets, one transaction id each. Without a file, requests are GETs."""
+
+    def __init__(self, path: str | None, header: str) -> None:
+        self.header = header
+        self.lines: list[tuple[str, bytes]] = []
+        if path:
+            with open(path) as lines:
+                for line in lines:
+                    signature, _, body = line.rstrip("\n").partition("\t")
+                    self.lines.append((signature, body.encode()))
+        self.next = 0
+
+    def take(self) -> tuple[str, bytes] | None:
+        if not self.lines:
+            return None
+        if self.next >= len(self.lines):
+            raise SystemExit("paced.py: the bodies ran out; sending one again would be a replay")
+        line = self.lines[self.next]
+        self.next += 1
+        return line
+
+
 async def _one(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], samples: Samples | None
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    samples: Samples | None,
+    bodies: Bodies | None = None,
 ) -> None:
+    line = bodies.take() if bodies is not None else None
     started = time.perf_counter()
     try:
-        async with session.get(url, headers=headers) as response:
+        if line is None:
+            request = session.get(url, headers=headers)
+        else:
+            assert bodies is not None
+            signed = {**headers, "Content-Type": "application/json", bodies.header: line[0]}
+            request = session.post(url, data=line[1], headers=signed)
+        async with request as response:
             await response.read()
             status = response.status
     except (aiohttp.ClientError, TimeoutError):
@@ -99,6 +134,7 @@ async def _schedule(
     rate: float,
     duration_s: float,
     samples: Samples | None,
+    bodies: Bodies | None = None,
 ) -> None:
     total = round(rate * duration_s)
     interval = 1.0 / rate
@@ -114,7 +150,7 @@ async def _schedule(
             samples.lags_s.append(max(0.0, now - due))
             samples.first_send = min(samples.first_send, now)
             samples.last_send = now
-        task = asyncio.create_task(_one(session, url, headers, samples))
+        task = asyncio.create_task(_one(session, url, headers, samples, bodies))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
@@ -129,6 +165,7 @@ async def run(
     connections: int,
     headers: dict[str, str] | None = None,
     warmup_s: float = 0.0,
+    bodies: Bodies | None = None,
 ) -> PacedResult:
     headers = headers or {}
     connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=60)
@@ -139,11 +176,13 @@ async def run(
     ) as session:
         # Open every connection before the clock starts: connection set-up is not the
         # per-request cost being measured.
-        await asyncio.gather(*(_one(session, url, headers, None) for _ in range(connections)))
+        await asyncio.gather(
+            *(_one(session, url, headers, None, bodies) for _ in range(connections))
+        )
         if warmup_s > 0:
-            await _schedule(session, url, headers, rate, warmup_s, None)
+            await _schedule(session, url, headers, rate, warmup_s, None, bodies)
         samples = Samples()
-        await _schedule(session, url, headers, rate, duration_s, samples)
+        await _schedule(session, url, headers, rate, duration_s, samples, bodies)
     sent = len(samples.lags_s)
     span = samples.last_send - samples.first_send
     achieved = (sent - 1) / span if sent > 1 and span > 0 else 0.0
@@ -179,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds sent, not measured")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("-H", "--header", type=_header, action="append", default=[])
+    parser.add_argument(
+        "--bodies", help="POST these bodies in order (lines of `signature<TAB>body`)"
+    )
+    parser.add_argument(
+        "--signature-header", default="X-Hub88-Signature", help="where each body's signature goes"
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.connections < 1:
         parser.error("--rate, --duration and --connections must be positive")
@@ -190,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             connections=args.connections,
             headers=dict(args.header),
             warmup_s=args.warmup,
+            bodies=Bodies(args.bodies, args.signature_header) if args.bodies else None,
         )
     )
     json.dump(asdict(result), sys.stdout)

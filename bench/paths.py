@@ -14,6 +14,8 @@ NGINX_TEMPLATE = FIXTURES / "nginx.conf.template"
 GATEWAY_TEMPLATE = BENCH / "gateway.yaml"
 # wrk's script for rows G, P and Q: POST a JSON body (P, Q: a new Idempotency-Key each time).
 POST_SCRIPT = BENCH / "post_json.lua"
+# wrk's script for row W: Hub88 bets signed before the run (bench/hub88_bets.py).
+BETS_SCRIPT = BENCH / "hub88_bets.lua"
 
 INTENT_PATH = "/v1/payment_intents/pi_bench"
 INTENT_ID = "pi_bench"  # what nginx answers for a create and a read-back alike

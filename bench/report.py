@@ -21,8 +21,14 @@ TARGETS: dict[str, tuple[str, str, str, float | None]] = {
     "H/D": ("H", "D", "<=", 1.10),  # what the access log costs: at most 10%
     "P/C": ("P", "C", ">=", None),
     "Q/C": ("Q", "C", ">=", None),
+    "W/C": ("W", "C", ">=", None),  # a wallet bet against a bare proxy's GET
 }
 ADDED_P99_TARGET_MS = 2.0
+# Row W, the seamless wallet: bets a second one process serves against a backend that
+# answers at once, and the p99 a bet through the gateway adds over calling that backend
+# directly, both at WALLET rate (settings.wallet_paced_rate).
+WALLET_BETS_TARGET = 800.0
+WALLET_ADDED_P99_TARGET_MS = 5.0
 
 
 def report(
@@ -31,8 +37,12 @@ def report(
     by_id = {r.row: r for r in rows}
     ratios = []
     for name, (top, bottom, op, bound) in TARGETS.items():
-        # A failed row's number measured errors, not the request: no ratio from it.
-        a, b = (None if by_id[n].failed else by_id[n].requests_per_s for n in (top, bottom))
+        # A failed row's number measured errors, not the request: no ratio from it; nor
+        # from a row this run did not measure (--rows).
+        a, b = (
+            None if n not in by_id or by_id[n].failed else by_id[n].requests_per_s
+            for n in (top, bottom)
+        )
         value = round(a / b, 3) if a and b else None
         ratios.append(
             {
@@ -46,8 +56,27 @@ def report(
     p99_a = (paced.get("A") or {}).get("p99_ms")
     p99_e = (paced.get("E") or {}).get("p99_ms")
     added = None if p99_a is None or p99_e is None else round(p99_e - p99_a, 3)
+    wallet = None
+    if "W" in by_id:
+        w = by_id["W"]
+        bets = None if w.failed else w.requests_per_s
+        direct = (paced.get("W-backend") or {}).get("p99_ms")
+        through = (paced.get("W") or {}).get("p99_ms")
+        added_w = None if direct is None or through is None else round(through - direct, 3)
+        wallet = {
+            "rate": settings.wallet_paced_rate,
+            "bets_per_s": bets,
+            "bets_target": f">= {WALLET_BETS_TARGET:g}",
+            "bets_pass": None if bets is None else bets >= WALLET_BETS_TARGET,
+            "backend": paced.get("W-backend"),
+            "W": paced.get("W"),
+            "added_p99_ms": added_w,
+            "added_p99_target": f"<= {WALLET_ADDED_P99_TARGET_MS:g} ms",
+            "added_p99_pass": None if added_w is None else added_w <= WALLET_ADDED_P99_TARGET_MS,
+        }
     return {
         "schema": 1,
+        "wallet": wallet,
         "mode": settings.mode,
         "machine": machine,
         "settings": {
@@ -64,6 +93,8 @@ def report(
             "paced_connections": settings.paced_connections,
             "max_other_load_cores": settings.max_other_load,
             "retries": settings.retries,
+            "wallet_paced_rate": settings.wallet_paced_rate,
+            "rows": "".join(sorted(settings.rows)),
         },
         "rows": [asdict(r) for r in rows],
         "ratios": ratios,
@@ -178,6 +209,32 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{_mark(p['pass'])}",
         "",
     ]
+    wallet = result.get("wallet")
+    if wallet:
+        lines += [
+            f"Seamless wallet (row W): {_num(wallet['bets_per_s'], 0)} signed Hub88 bets/s "
+            f"(target {wallet['bets_target']}): {_mark(wallet['bets_pass'])}. At a fixed "
+            f"{wallet['rate']:g} bets/s, the casino wallet (nginx) called directly against "
+            "the same bet through the gateway (verify, ledger, backend call, ledger):",
+            "",
+            "| Target | Achieved req/s | p50 ms | p90 ms | p99 ms | Errors | Other work (cores) "
+            "| Runs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name, label in (("backend", "casino wallet, direct"), ("W", "W, through the gateway")):
+            q = wallet.get(name)
+            if q:
+                lines.append(
+                    f"| {label} | {_num(q['achieved_rate'], 1)} | {_num(q['p50_ms'])} | "
+                    f"{_num(q['p90_ms'])} | {_num(q['p99_ms'])} | {q['errors'] + q['non_2xx']} "
+                    f"| {_num(q['other_load_cores'])} | {q['attempts']} |"
+                )
+        lines += [
+            "",
+            f"p99(W) - p99(direct) = {_num(wallet['added_p99_ms'])} ms (target "
+            f"{wallet['added_p99_target']}): {_mark(wallet['added_p99_pass'])}",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
-"""The rows, A to H then P and Q (H is measured right after D), in the order a run takes them:
-what each one starts, checks and measures (with the paced measurements of A and E), gathered
-into the run's result."""
+"""The rows, A to H then P, Q and W (H is measured right after D), in the order a run takes
+them: what each one starts, checks and measures (with the paced measurements of A, E and W),
+gathered into the run's result. `--rows` picks some of them."""
 
 from __future__ import annotations
 
@@ -12,10 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from credentials import make_secrets
-from http_checks import check_intent, check_launch, check_payment, create_payment, warm_game
+from http_checks import (
+    check_bet,
+    check_intent,
+    check_launch,
+    check_payment,
+    create_payment,
+    warm_game,
+)
+from hub88_bets import BACKEND_DEBIT_PATH, BET_PATH, MAX_RATE, write_bets
 from machine import machine_info
 from measure import Meter, Row, record_rss
-from paths import DEPOSIT_BODY, GAME_ID, INTENT_PATH, LAUNCH_BODY, PAYMENTS_PATH, POST_SCRIPT
+from paths import (
+    BETS_SCRIPT,
+    DEPOSIT_BODY,
+    GAME_ID,
+    INTENT_PATH,
+    LAUNCH_BODY,
+    PAYMENTS_PATH,
+    POST_SCRIPT,
+)
 from procs import Proc, Procs
 from progress import progress
 from report import report
@@ -39,6 +55,7 @@ class Bench:
 
     def __init__(self, settings: Settings, workdir: Path, procs: Procs) -> None:
         self.settings = settings
+        self.workdir = workdir
         self.procs = procs
         self.keys = make_secrets()
         self.api_headers = {"X-API-Key": self.keys.api_key}
@@ -52,27 +69,40 @@ class Bench:
         servers = self.servers
         progress(f"nginx: upstream :{servers.upstream_port}, proxy :{servers.nginx_proxy_port}")
         meter = Meter(self.settings, servers.start_nginx())
-        self._nginx_rows(meter)
-        self._proxy_row(meter)
-        row = Row("D", "gateway, GET /v1/games/{id}, cache hit (access log on)", GAME_PATH)
-        self._cached_row(meter, row, 1)
-        # H right after D: the two differ only by the access log, so they are measured as
-        # close together as they can be on a machine whose speed drifts.
-        row = Row("H", "gateway, as D with the access log off", GAME_PATH)
-        self._cached_row(meter, row, 1, log_level="warning")
-        self._read_payment_row(meter)
-        self._workers_row(meter)
-        self._launch_row(meter)
-        self._create_row(
-            meter,
-            Row(
-                "P",
-                "gateway, POST /v1/payments, new Idempotency-Key each, SQLite ledger: "
-                "claim, Stripe adapter -> upstream, record",
-                PAYMENTS_PATH,
-            ),
-        )
-        self._postgres_row(meter)
+        wanted = self.settings.rows
+        if wanted & {"A", "B"}:
+            self._nginx_rows(meter)
+        if "C" in wanted:
+            self._proxy_row(meter)
+        if "D" in wanted:
+            row = Row("D", "gateway, GET /v1/games/{id}, cache hit (access log on)", GAME_PATH)
+            self._cached_row(meter, row, 1)
+        if "H" in wanted:
+            # H right after D: the two differ only by the access log, so they are measured
+            # as close together as they can be on a machine whose speed drifts.
+            row = Row("H", "gateway, as D with the access log off", GAME_PATH)
+            self._cached_row(meter, row, 1, log_level="warning")
+        if "E" in wanted:
+            self._read_payment_row(meter)
+        if "F" in wanted:
+            self._workers_row(meter)
+        if "G" in wanted:
+            self._launch_row(meter)
+        if "P" in wanted:
+            self._create_row(
+                meter,
+                Row(
+                    "P",
+                    "gateway, POST /v1/payments, new Idempotency-Key each, SQLite ledger: "
+                    "claim, Stripe adapter -> upstream, record",
+                    PAYMENTS_PATH,
+                ),
+            )
+        if "Q" in wanted:
+            self._postgres_row(meter)
+        if "W" in wanted:
+            self._wallet_row(meter)
+        self.rows = [r for r in self.rows if r.row in wanted]
         self.rows.sort(key=lambda r: r.row)
         return report(self.settings, machine, self.rows, self.paced)
 
@@ -189,6 +219,32 @@ class Bench:
                 self._create_row(meter, row, POSTGRES_LEDGER, env, db.server_pids)
         except PostgresUnavailable as exc:
             self._not_available(row, str(exc))
+
+    def _bets(self, count: int) -> Path:
+        return write_bets(self.workdir, self.keys.hub88_wallet_private_pem, count)
+
+    def _wallet_row(self, meter: Meter) -> None:
+        s = self.settings
+        with self._gateway("gateway-W") as (proc, base):
+            check_bet(base + BET_PATH, self._bets(1))
+            row = Row(
+                "W",
+                "gateway, Hub88 bet callbacks (signed, a new transaction id each), SQLite "
+                "ledger: verify, record, casino wallet (nginx) debit, record",
+                BET_PATH,
+            )
+            seconds = max(s.duration_s, s.warmup_s)
+            bets = Script(BETS_SCRIPT, lambda: [str(self._bets(MAX_RATE * seconds + 500))])
+            self.rows.append(meter.measure(row, base + BET_PATH, {}, proc, bets))
+            record_rss(row, proc)
+            rate = s.wallet_paced_rate
+            backend = self.servers.upstream + BACKEND_DEBIT_PATH
+            self.paced["W-backend"] = meter.paced(
+                "W-backend", backend, rate=rate, bodies=self._bets
+            )
+            self.paced["W"] = meter.paced(
+                "W", base + BET_PATH, server=proc, rate=rate, bodies=self._bets
+            )
 
     def _not_available(self, row: Row, why: str) -> None:
         row.available = False

@@ -3,10 +3,11 @@
     python bench/run.py                      # full run, 2 minutes (10 on a busy machine)
     python bench/run.py --smoke              # seconds: checks the harness, not the numbers
 
-One run measures ten rows with the same load generator (wrk, --latency) at the same
-concurrency, all on 127.0.0.1, against one nginx that answers as the providers do (fixed
-JSON from bench/upstream/). The gateway runs as installed: its config's logging (access
-log on, to the row's log file) and the default dependencies (uvloop on Linux).
+One run measures eleven rows (or those `--rows` names) with the same load generator (wrk,
+--latency) at the same concurrency, all on 127.0.0.1, against one nginx that answers as
+the providers do (fixed JSON from bench/upstream/). The gateway runs as installed: its
+config's logging (access log on, to the row's log file) and the default dependencies
+(uvloop on Linux).
 
     A  wrk -> nginx upstream                   GET /v1/payment_intents/pi_bench
     B  wrk -> nginx proxy_pass -> upstream     same path (upstream keepalive)
@@ -23,18 +24,23 @@ log on, to the row's log file) and the default dependencies (uvloop on Linux).
                                                POST /v1/payments, a new Idempotency-Key each
     Q  as P with a PostgreSQL ledger           (a throwaway database on the local server;
                                                not available when there is none)
+    W  wrk -> gateway (SQLite ledger) -> casino wallet (nginx)
+                                               POST /wallet/hub88/transaction/bet, Hub88 bets
+                                               signed before the run, a new id each
 
-then every ratio against its target (D/C, D/B, E/C, G/C, H/D), P/C and Q/C without one
-(reported), and the p99 latency E adds over A at a fixed 500 requests/s (bench/paced.py).
+then every ratio against its target (D/C, D/B, E/C, G/C, H/D), P/C, Q/C and W/C without one
+(reported), the p99 latency E adds over A at a fixed 500 requests/s (bench/paced.py), and
+W's bets/s and the p99 a bet adds over the wallet called directly at 300 bets/s.
 Results go to <out>/latest.json, latest.md and a timestamped copy of each. Everything
 started is stopped (and row Q's database dropped) before the command returns. A row whose
-requests did not all get the answer it measures (G: 200; P, Q: 201) is marked FAILED and the
-command exits with 1, after writing its results.
+requests did not all get the answer it measures (G: 200; P, Q: 201; W: RS_OK) is marked
+FAILED and the command exits with 1, after writing its results.
 
 The harness is split by what each part holds, in the modules beside this one: settings
-(the command line), rows (A to Q in order), servers, throwaway_pg, http_checks, wrk (and
-post_json.lua, its script for G, P and Q), measure, procs, procfs, credentials, machine,
-report (JSON and Markdown), paths and progress.
+(the command line), rows (A to W in order), servers, throwaway_pg, http_checks, wrk (and
+post_json.lua, its script for G, P and Q; hub88_bets.lua for W, with the bets signed by
+hub88_bets.py), measure, procs, procfs, credentials, machine, report (JSON and Markdown),
+paths and progress.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from typing import Any
 
 from paths import ROOT
 
+ALL_ROWS = "ABCDEFGHPQW"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,6 +29,8 @@ class Settings:
     max_other_load: float
     retries: int
     out: Path
+    wallet_paced_rate: float = 300.0
+    rows: frozenset[str] = frozenset("ABCDEFGHPQW")
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -59,6 +63,18 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--retries", type=int, help="repeats of a disturbed measurement (2; smoke 0)"
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results folder")
+    parser.add_argument(
+        "--wallet-paced-rate",
+        type=float,
+        default=300.0,
+        help="bets/s of row W's paced measurement, and of the backend's alone (300)",
+    )
+    parser.add_argument(
+        "--rows",
+        default=ALL_ROWS,
+        help=f"the rows to measure, e.g. CW (default {ALL_ROWS}); the others are reported "
+        "as not measured, and ratios need both their rows",
+    )
     args = parser.parse_args(argv)
     smoke = bool(args.smoke)
 
@@ -80,7 +96,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         max_other_load=args.max_other_load,
         retries=pick(args.retries, 2, 0),
         out=Path(args.out),
+        wallet_paced_rate=args.wallet_paced_rate,
+        rows=frozenset(args.rows.upper().replace(",", "")),
     )
+    if not settings.rows or not settings.rows <= set(ALL_ROWS):
+        parser.error(f"--rows takes letters of {ALL_ROWS}")
     if settings.duration_s < 1 or settings.warmup_s < 0:
         parser.error("--duration must be >= 1 and --warmup >= 0 (whole seconds, as wrk takes)")
     if settings.connections < settings.threads or settings.threads < 1:

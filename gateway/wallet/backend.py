@@ -39,6 +39,7 @@ from adapters.wallet import BACKEND_ERRORS, Outcome
 from gateway.config.wallet import WalletSettings
 from gateway.events.delivery import SIGNATURE_HEADER, sign
 from gateway.obs.metrics import Metrics
+from gateway.obs.tracing import outgoing_headers
 
 log = logging.getLogger("gateway.wallet")
 MAX_ANSWER_BYTES = 64 * 1024
@@ -62,6 +63,7 @@ async def call_backend(
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(settings.secret, int(time.time()), body),
+        **outgoing_headers(),  # the trace of the callback this call settles
     }
     started = time.perf_counter()
     try:

@@ -62,21 +62,23 @@ def test_bench_smoke_writes_every_row_and_ratio(tmp_path: Path) -> None:
     assert result["mode"] == "smoke"
 
     rows = {row["row"]: row for row in result["rows"]}
-    assert list(rows) == ["A", "B", "C", "D", "E", "F", "G", "H", "P", "Q"]
+    assert list(rows) == ["A", "B", "C", "D", "E", "F", "G", "H", "P", "Q", "W"]
     for name, row in rows.items():
         assert row["available"], f"row {name}: {row['note']}"
         assert row["requests_per_s"] > 0, name
         assert 0 < row["p50_ms"] <= row["p99_ms"], name
         # A 429 or a 5xx would mean the row measured an error path, not the request.
         assert row["non_2xx"] == 0 and row["socket_errors"] == 0, (name, row["note"])
-    for name in ("C", "D", "E", "F", "G", "H", "P", "Q"):
+    for name in ("C", "D", "E", "F", "G", "H", "P", "Q", "W"):
         assert rows[name]["peak_rss_mib"] > 0, name
     assert rows["F"]["processes"] >= 3  # the supervisor and its two workers
-    for name in ("P", "Q"):  # every answer a fresh 201, counted by bench/create_payment.lua
+    # P, Q: every answer a fresh 201 (bench/post_json.lua); W: every bet RS_OK, each with a
+    # transaction id of its own (bench/hub88_bets.lua).
+    for name in ("P", "Q", "W"):
         assert rows[name]["unexpected_status"] == 0 and not rows[name]["failed"], name
 
     ratios = {ratio["ratio"]: ratio for ratio in result["ratios"]}
-    assert set(ratios) == {"D/C", "D/B", "E/C", "G/C", "H/D", "P/C", "Q/C"}
+    assert set(ratios) == {"D/C", "D/B", "E/C", "G/C", "H/D", "P/C", "Q/C", "W/C"}
     assert ratios["H/D"]["target"] == "<= 1.1" and ratios["G/C"]["target"] == ">= 0.8"
     for ratio in ratios.values():
         assert ratio["value"] > 0
@@ -87,6 +89,13 @@ def test_bench_smoke_writes_every_row_and_ratio(tmp_path: Path) -> None:
     for name in ("A", "E"):
         assert added[name]["errors"] == 0 and added[name]["non_2xx"] == 0, name
     assert isinstance(added["added_p99_ms"], float)
+
+    wallet = result["wallet"]
+    assert wallet["bets_per_s"] > 0 and wallet["bets_pass"] in (True, False)
+    for name in ("backend", "W"):
+        assert wallet[name]["requests"] > 0, name
+        assert wallet[name]["errors"] == 0 and wallet[name]["non_2xx"] == 0, name
+    assert isinstance(wallet["added_p99_ms"], float)
 
     machine = result["machine"]
     assert machine["nproc"] >= 1 and machine["python"] and machine["date"]
