@@ -241,7 +241,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.
 
 async def settle(w: Wired, quiet_s: float = 0.5) -> None:
     """Let deliveries finish, then wait a little more so an extra one would show."""
-    await asyncio.wait_for(w.hub.queue.join(), 5)
+    await w.hub.worker.join(5)
     await asyncio.sleep(quiet_s)
 
 

@@ -7,22 +7,23 @@ Config (`events` in providers.yaml; every key optional, the two first go togethe
     events:
       webhook_url: https://backend.casino.example/gateway-events
       secret_env: GATEWAY_EVENTS_SECRET   # env var holding the HMAC secret
-      max_queue: 10000            # undelivered events kept; beyond it new ones are dropped
       max_attempts: 0             # tries per event; 0 retries until delivered
       backoff_initial_s: 1        # first retry delay, doubled per failure ...
       backoff_max_s: 60           # ... up to this
       timeout_ms: 5000            # one delivery attempt
-      concurrency: 8              # deliveries in flight at once
+      concurrency: 8              # deliveries in flight at once, per process
+      retention_days: 7           # delivered events kept this long (stream resumes)
       stream:
         heartbeat_s: 15           # SSE comment when nothing was sent for this long
         retry_ms: 3000            # reconnect delay told to EventSource clients
-        buffer_size: 10000        # events kept for Last-Event-ID resumes (at restart)
+        buffer_size: 10000        # recent events kept in memory for resumes (at restart)
         max_subscribers: 10000
         max_per_client: 20        # open streams of one client (key, or address without keys)
         subscriber_queue: 1000    # events a slow client may lag before it is cut off
 
-A bad `events` block stops the gateway at start. A reload with a bad one keeps the previous
-settings and logs the problems.
+`max_queue` is still accepted and has no effect: events wait in the ledger's outbox, which
+drops none. A bad `events` block stops the gateway at start. A reload with a bad one keeps
+the previous settings and logs the problems.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class StreamSettings:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_queue: int = 10_000
     max_attempts: int = 0  # 0: retry until delivered (or the process stops)
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
@@ -80,6 +80,7 @@ _DELIVERY_KEYS = frozenset(
         "backoff_max_s",
         "timeout_ms",
         "concurrency",
+        "retention_days",
         "stream",
     }
 )
@@ -100,6 +101,7 @@ class EventSettings:
     backend: BackendSettings | None
     retry: RetryPolicy
     stream: StreamSettings
+    retention_days: int = 7  # events no delivery waits for are pruned after this
 
 
 # ---- settings -------------------------------------------------------------------------------
@@ -137,8 +139,8 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> EventSetti
     if not isinstance(raw, Mapping):
         raise ConfigError(["events: must be a mapping"])
     check.unknown(raw, "events", _DELIVERY_KEYS)
+    check.integer(raw, "events", "max_queue", 1, 1_000_000, 10_000)  # accepted, unused
     retry = RetryPolicy(
-        max_queue=check.integer(raw, "events", "max_queue", 1, 1_000_000, 10_000),
         max_attempts=check.integer(raw, "events", "max_attempts", 0, 1_000_000, 0),
         backoff_initial_s=check.seconds(raw, "events", "backoff_initial_s", 3600, 1.0),
         backoff_max_s=check.seconds(raw, "events", "backoff_max_s", 86400, 60.0),
@@ -147,6 +149,7 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> EventSetti
     if retry.backoff_max_s < retry.backoff_initial_s:
         check.problems.append("events.backoff_max_s: must not be below backoff_initial_s")
     timeout_ms = check.integer(raw, "events", "timeout_ms", 1, 120_000, 5000)
+    retention_days = check.integer(raw, "events", "retention_days", 1, 3650, 7)
     backend = _backend(raw, env, timeout_ms / 1000, check)
     stream_raw = raw.get("stream", {})
     if not isinstance(stream_raw, Mapping):
@@ -169,7 +172,9 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> EventSetti
     )
     if check.problems:
         raise ConfigError(check.problems)
-    return EventSettings(backend=backend, retry=retry, stream=stream)
+    return EventSettings(
+        backend=backend, retry=retry, stream=stream, retention_days=retention_days
+    )
 
 
 def _backend(

@@ -1,35 +1,50 @@
-"""Payment events: one hub feeding the casino backend (signed POSTs) and live SSE streams.
+"""Payment events: from the ledger's outbox to the casino backend and to live SSE streams.
 
-`gateway.payments.webhooks` turns a verified provider webhook into a normalized event and
-calls `publish`; the hub appends it to the stream buffer (`gateway.events.stream_log`) and,
-when `events.webhook_url` is configured, queues it for the backend
-(`gateway.events.delivery`, whose docstring is the backend's contract). The settings are the
-`events` block of providers.yaml (`gateway.config.events`).
+The payment flows write each normalized event to the outbox (`gateway.ledger.outbox`) in
+the transaction of the change that causes it, then tell the hub (`written`). The hub runs,
+in every process:
+
+- the delivery worker (`gateway.events.worker`), when `events.webhook_url` is configured;
+- the tailer, which reads the outbox in sequence order into the stream buffer
+  (`gateway.events.stream_log`) that open streams are fed from. It reads at once when this
+  process wrote events, and every `TAIL_POLL_S` otherwise: that poll is how an event
+  written by another worker or replica reaches this one's streams (within `TAIL_POLL_S`
+  plus one query). A short poll of the ledger works the same on SQLite and PostgreSQL,
+  needs no extra server or held connection, and costs one indexed range query per poll;
+- the retention job, which prunes events no delivery waits for after
+  `events.retention_days`.
+
+The settings are the `events` block of providers.yaml (`gateway.config.events`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import random
+from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from gateway.config.errors import ConfigError
-from gateway.config.events import EventSettings, parse_settings
+from gateway.config.events import BackendSettings, EventSettings, RetryPolicy, parse_settings
 from gateway.config.model import Config
-from gateway.events.delivery import DeliveryQueue, Outgoing, post_event
+from gateway.events.delivery import Outgoing, post_event
 from gateway.events.stream_log import EventLog
+from gateway.events.worker import DeliveryWorker
+from gateway.ledger.database import LedgerUnavailable
 
 if TYPE_CHECKING:
     from gateway.runtime.gateway import Gateway
 
 log = logging.getLogger("gateway.events")
 
-# ---- the hub ------------------------------------------------------------------------------
+TAIL_POLL_S = 0.25
+TAIL_BATCH = 500
+PRUNE_INTERVAL_S = 3600.0
 
 
 class EventHub:
@@ -38,15 +53,10 @@ class EventHub:
         self.settings = settings
         self._config: Config = gw.runtime.config
         self.log = EventLog(settings.stream)
-        self.queue: DeliveryQueue[Outgoing] = DeliveryQueue(
-            self._send,
-            settings.retry,
-            on_pending=gw.metrics.events_pending.set,
-            on_drop=self._dropped,
-            on_give_up=self._gave_up,
-            on_retry=self._retrying,
-        )
+        self.worker = DeliveryWorker(gw.ledger, self._send, self._delivery_settings, gw.metrics)
         self.session: aiohttp.ClientSession | None = None
+        self._tail_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         gw.metrics.events_pending.set(0)
 
     def current(self) -> EventSettings:
@@ -59,73 +69,88 @@ class EventHub:
             except ConfigError as exc:
                 log.error("events settings not applied", extra={"problems": exc.problems})
             else:
-                self.queue.configure(self.settings.retry)
                 self.log.settings = self.settings.stream  # for streams opened from now on
         return self.settings
 
-    def publish(self, event: Mapping[str, Any], player_id: str | None) -> None:
-        """Fan one normalized event out; never blocks and never raises for the backend."""
-        settings = self.current()
-        self.log.publish(event, player_id)
-        if settings.backend is not None:
-            item = Outgoing(str(event["event_id"]), str(event["payment_id"]), orjson.dumps(event))
-            self.queue.put(item.payment_id, item)
+    # ---- what the payment flows call (gateway.payments.announcements.Announcer)
 
-    async def _send(self, item: Outgoing) -> None:
-        backend = self.current().backend
-        if backend is None:
-            log.warning(
-                "event not delivered: events.webhook_url was removed",
-                extra={"event_id": item.event_id},
-            )
-            return
+    def delivers(self) -> bool:
+        return self.current().backend is not None
+
+    def written(self) -> None:
+        self._tail_wake.set()
+        self.worker.wake()
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.worker.start()
+        self._tasks = [
+            loop.create_task(self._tail(), name="event-tail"),
+            loop.create_task(self._prune_forever(), name="event-prune"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.worker.stop()
+
+    # ---- delivery
+
+    def _delivery_settings(self) -> tuple[BackendSettings | None, RetryPolicy]:
+        settings = self.current()
+        return settings.backend, settings.retry
+
+    async def _send(self, backend: BackendSettings, item: Outgoing) -> None:
         if self.session is None:
             raise RuntimeError("the delivery session is not open")
         await post_event(self.session, backend, item)
 
-    def _dropped(self, item: Outgoing) -> None:
-        self.gw.metrics.events_dropped.inc()
-        log.error(
-            "event delivery dropped: the queue is full",
-            extra={
-                "event_id": item.event_id,
-                "payment_id": item.payment_id,
-                "max_queue": self.queue.policy.max_queue,
-            },
-        )
+    # ---- the tailer
 
-    def _retrying(self, item: Outgoing, failures: int, error: BaseException, delay: float) -> None:
-        # One line per failed try: with the backoff cap that is at most one a minute a payment.
-        log.warning(
-            "event delivery failed; will retry",
-            extra={
-                "event_id": item.event_id,
-                "payment_id": item.payment_id,
-                "attempt": failures,
-                "retry_in_s": round(delay, 3),
-                "error": _describe(error),
-            },
-        )
+    async def _tail(self) -> None:
+        ledger = self.gw.ledger
+        unreachable = False
+        while True:
+            self._tail_wake.clear()
+            try:
+                position = self.log.last_seq
+                if position is None:
+                    self.log.start_at((await ledger.event_bounds()).last_seq)
+                    continue
+                _bounds, rows = await ledger.events_after(position, TAIL_BATCH)
+                for row in rows:
+                    self.log.append(row)
+                unreachable = False
+                if len(rows) == TAIL_BATCH:
+                    continue
+            except LedgerUnavailable as exc:
+                if not unreachable:
+                    log.warning("event streams paused: ledger unreachable",
+                                extra={"error": str(exc)})
+                    unreachable = True
+            except Exception:
+                log.exception("reading the event outbox failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tail_wake.wait(), TAIL_POLL_S)
 
-    def _gave_up(self, item: Outgoing, error: BaseException) -> None:
-        log.error(
-            "event delivery given up after max_attempts",
-            extra={
-                "event_id": item.event_id,
-                "payment_id": item.payment_id,
-                "error": _describe(error),
-            },
-        )
+    # ---- retention
 
+    async def prune(self) -> int:
+        return await self.gw.ledger.prune_events(self.current().retention_days * 86400.0)
 
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    async def _prune_forever(self) -> None:
+        # Replicas started together spread their pruning over the first interval.
+        await asyncio.sleep(random.uniform(60.0, PRUNE_INTERVAL_S))
+        while True:
+            try:
+                pruned = await self.prune()
+                log.info("event outbox pruned", extra={"pruned": pruned})
+            except LedgerUnavailable as exc:
+                log.warning("event outbox pruning skipped", extra={"error": str(exc)})
+            await asyncio.sleep(PRUNE_INTERVAL_S)
 
 
 HUB: web.AppKey[EventHub] = web.AppKey("event_hub", EventHub)
-
-
-def publish(app: web.Application, event: Mapping[str, Any], player_id: str | None) -> None:
-    hub = app.get(HUB)
-    if hub is not None:
-        hub.publish(event, player_id)

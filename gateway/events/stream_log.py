@@ -1,40 +1,23 @@
-"""The buffer of recent events and the open streams they fan out to (GET /v1/events).
+"""The open event streams of this process and the recent events they fan out from.
 
-Query: `player_id` and/or `payment_id` (at least one; both must match when both are given).
-Authenticated like every client route (X-API-Key when `clients` are configured).
-
-The stream::
-
-    retry: 3000                          reconnect delay for the client, sent first
-
-    id: 1764261149123456                 the event's sequence number
-    data: {"event_id": "evt_...", "type": "payment.succeeded", "payment_id": ..., ...}
-
-    : ping                               a heartbeat comment every `heartbeat_s`
-
-Resuming: a reconnecting EventSource sends `Last-Event-ID` (or pass `last_event_id` in the
-query); the stream first replays the matching events after that id from a bounded
-in-memory buffer. When the buffer cannot prove nothing was missed (the id was evicted,
-comes from before a restart or from another replica), an ``event: gap`` comes first and
-the frontend should re-read its payments with GET /v1/payments/{id}.
-
-Sequence ids start at the process start time in microseconds and grow by one per event,
-so they keep increasing across restarts and fit a JavaScript number.
+Events come from the ledger's outbox (`gateway.ledger.outbox`), read in sequence order by
+the hub's tailer (`gateway.events.hub`) and appended here; the sequence number is each
+event's SSE id, the same on every replica. A stream resuming from an id this buffer covers
+is replayed from memory; an older one (or one this replica has not read up to yet) is read
+from the ledger by `gateway.http.events_stream`, and handed to `subscribe` as `backfill`.
+Each subscriber remembers the highest id it was given, so an event both replayed and then
+read by the tailer reaches it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from gateway.config.events import StreamSettings
+from gateway.ledger.outbox import OutboxRow
 from gateway.problems import ApiError
 
 
@@ -69,13 +52,14 @@ class Subscriber:
     def __init__(self, flt: Filter, limit: int, owner: str = "") -> None:
         self.filter = flt
         self.owner = owner
+        self.seen = 0  # the highest sequence number queued for this stream
         self._items: deque[Entry] = deque()
         self._limit = limit
         self._wake = asyncio.Event()
         self.closed_reason: str | None = None
 
     def offer(self, entry: Entry) -> None:
-        if self.closed_reason is not None:
+        if self.closed_reason is not None or entry.seq <= self.seen:
             return
         if len(self._items) >= self._limit:
             # A client this far behind is cut off rather than buffered without bound;
@@ -83,11 +67,13 @@ class Subscriber:
             self.close("too slow")
             return
         self._items.append(entry)
+        self.seen = entry.seq
         self._wake.set()
 
-    def backfill(self, entries: list[Entry]) -> None:
+    def backfill(self, entries: list[Entry], seen: int) -> None:
         self._items.extend(entries)
         self._limit += len(entries)  # the replay must not count against live events
+        self.seen = max(seen, entries[-1].seq if entries else 0)
 
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
@@ -105,12 +91,18 @@ class Subscriber:
         return self._items.popleft() if self._items else None
 
 
+def entry(row: OutboxRow) -> Entry:
+    frame = b"id: %d\ndata: %s\n\n" % (row.seq, row.body)
+    return Entry(row.seq, row.player_id, row.payment_id, frame)
+
+
 class EventLog:
     """The ring buffer of recent events and the open streams they fan out to."""
 
-    def __init__(self, settings: StreamSettings, first_seq: int | None = None) -> None:
+    def __init__(self, settings: StreamSettings) -> None:
         self.settings = settings
-        self._next_seq = first_seq if first_seq is not None else time.time_ns() // 1000
+        self._last_seq: int | None = None  # None until the tailer read where the outbox is
+        self._covered_from = 0  # every event after this one is in the buffer or was evicted
         self._buffer: deque[Entry] = deque(maxlen=settings.buffer_size)
         self._subscribers: set[Subscriber] = set()
         self._per_owner: dict[str, int] = {}
@@ -120,28 +112,42 @@ class EventLog:
         return len(self._subscribers)
 
     @property
-    def last_seq(self) -> int:
-        return self._next_seq - 1
+    def last_seq(self) -> int | None:
+        return self._last_seq
+
+    def start_at(self, seq: int) -> None:
+        """The outbox's newest event when the tailer started: the buffer begins after it."""
+        self._last_seq = self._covered_from = seq
 
     def entries(self) -> list[Entry]:
         return list(self._buffer)
 
-    def publish(self, event: Mapping[str, Any], player_id: str | None) -> int:
-        seq = self._next_seq
-        self._next_seq += 1
-        frame = b"id: %d\ndata: %s\n\n" % (seq, orjson.dumps(event))
-        entry = Entry(seq, player_id, str(event["payment_id"]), frame)
-        self._buffer.append(entry)
+    def append(self, row: OutboxRow) -> None:
+        new = entry(row)
+        if len(self._buffer) == self._buffer.maxlen:
+            self._covered_from = self._buffer[0].seq
+        self._buffer.append(new)
+        self._last_seq = row.seq
         for subscriber in list(self._subscribers):
-            if subscriber.filter.matches(entry):
-                subscriber.offer(entry)
-        return seq
+            if subscriber.filter.matches(new):
+                subscriber.offer(new)
+
+    def covers(self, last_id: int) -> bool:
+        """Whether every event after `last_id` is in the buffer (or not written yet)."""
+        return self._last_seq is not None and self._covered_from <= last_id <= self._last_seq
 
     def subscribe(
-        self, flt: Filter, last_id: int | None, owner: str = ""
-    ) -> tuple[Subscriber, bool]:
-        """A new stream of `owner` (a client) and whether events may have been missed since
-        `last_id`.
+        self,
+        flt: Filter,
+        owner: str = "",
+        *,
+        after: int | None = None,
+        backfill: list[Entry] | None = None,
+        seen: int = 0,
+    ) -> Subscriber:
+        """A new stream of `owner` (a client): first `backfill` (read from the ledger, every
+        matching event up to `seen`), then the buffer's matching events after `after` and
+        `seen`, then live ones.
 
         The replay and the registration happen without an await between them, so no event
         can fall between the two or come twice.
@@ -158,13 +164,13 @@ class EventLog:
             )
         subscriber = Subscriber(flt, self.settings.subscriber_queue, owner)
         self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
-        gap = False
-        if last_id is not None:
-            subscriber.backfill([e for e in self._buffer if e.seq > last_id and flt.matches(e)])
-            oldest_kept = self._buffer[0].seq if self._buffer else self._next_seq
-            gap = last_id > self.last_seq or last_id < oldest_kept - 1
+        replay = list(backfill or [])
+        if after is not None:
+            start = max(after, seen, replay[-1].seq if replay else 0)
+            replay += [e for e in self._buffer if e.seq > start and flt.matches(e)]
+        subscriber.backfill(replay, max(seen, self._last_seq or 0))
         self._subscribers.add(subscriber)
-        return subscriber, gap
+        return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber in self._subscribers:

@@ -99,7 +99,7 @@ def _audit_fields(
     }
 
 
-def _audit(
+def audit_action(
     request: web.Request,
     client: ClientConfig,
     action: str,
@@ -122,7 +122,7 @@ def _state(request: web.Request) -> tuple[Gateway, Runtime]:
 @requires("viewer")
 async def get_config(request: web.Request, client: ClientConfig) -> web.Response:
     _, rt = _state(request)
-    _audit(request, client, "config.read", "config", level=logging.DEBUG)
+    audit_action(request, client, "config.read", "config", level=logging.DEBUG)
     return json_response(
         {"hash": rt.config.hash, "source": rt.config.source, "config": rt.config.redacted}
     )
@@ -131,7 +131,7 @@ async def get_config(request: web.Request, client: ClientConfig) -> web.Response
 @requires("viewer")
 async def get_config_status(request: web.Request, client: ClientConfig) -> web.Response:
     gw, rt = _state(request)
-    _audit(request, client, "config.status", "config", level=logging.DEBUG)
+    audit_action(request, client, "config.status", "config", level=logging.DEBUG)
     return json_response(
         {
             "hash": rt.config.hash,
@@ -157,7 +157,7 @@ async def reload_config(request: web.Request, client: ClientConfig) -> web.Respo
             status=409,
         )
     result = await gw.watcher.reload("admin", actor=client.id)
-    _audit(
+    audit_action(
         request,
         client,
         "config.reload",
@@ -189,7 +189,7 @@ def _provider_status(gw: Gateway, state: ProviderState) -> dict[str, Any]:
 @requires("viewer")
 async def list_providers(request: web.Request, client: ClientConfig) -> web.Response:
     gw, rt = _state(request)
-    _audit(request, client, "providers.read", "providers", level=logging.DEBUG)
+    audit_action(request, client, "providers.read", "providers", level=logging.DEBUG)
     return json_response(
         {"providers": {name: _provider_status(gw, s) for name, s in rt.providers.items()}}
     )
@@ -228,7 +228,7 @@ async def _set_drained(request: web.Request, client: ClientConfig, drained: bool
     state.drained = drained
     state.drained_by = client.id if drained else None
     gw.metrics.provider_drained.labels(name).set(1 if drained else 0)
-    _audit(request, client, "provider.drain" if drained else "provider.enable", name)
+    audit_action(request, client, "provider.drain" if drained else "provider.enable", name)
     await _share_drain(gw, name, drained, client.id)
     return json_response(_provider_status(gw, state))
 
@@ -288,7 +288,7 @@ async def flush_cache(request: web.Request, client: ClientConfig) -> web.Respons
             flushed += await _invalidate(gw, prefix)
     else:
         flushed = await _invalidate(gw, None)
-    _audit(request, client, "cache.flush", ",".join(routes) or "*", flushed=flushed)
+    audit_action(request, client, "cache.flush", ",".join(routes) or "*", flushed=flushed)
     return json_response({"flushed": flushed})
 
 
@@ -297,7 +297,7 @@ async def flush_cache(request: web.Request, client: ClientConfig) -> web.Respons
 
 @requires("viewer")
 async def get_catalog(request: web.Request, client: ClientConfig) -> web.Response:
-    _audit(request, client, "catalog.read", "catalog", level=logging.DEBUG)
+    audit_action(request, client, "catalog.read", "catalog", level=logging.DEBUG)
     return json_response(request.app[CATALOG].status())
 
 
@@ -318,7 +318,7 @@ async def refresh_catalog(request: web.Request, client: ClientConfig) -> web.Res
             "not_found", f"no catalog for {', '.join(missing)} (catalogs kept: {known})"
         )
     outcomes = await sync.refresh(names)
-    _audit(
+    audit_action(
         request, client, "catalog.refresh", ",".join(names or ["*"]), outcomes=outcomes
     )
     return json_response({"refreshed": outcomes, **sync.status()})
@@ -332,7 +332,7 @@ MAX_TRANSACTIONS = 500
 async def list_transactions(request: web.Request, client: ClientConfig) -> web.Response:
     """`GET /admin/wallet/transactions?player_id=&round_id=&provider=&limit=`: the newest
     wallet transactions matching every filter given, for support and disputes."""
-    _audit(request, client, "wallet.transactions.read", "wallet", level=logging.DEBUG)
+    audit_action(request, client, "wallet.transactions.read", "wallet", level=logging.DEBUG)
     unknown = set(request.query) - {*TRANSACTION_FILTERS, "limit"}
     if unknown:
         raise ApiError(

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.config.model import Config, LedgerSettings
 from gateway.games.sync import CatalogSync
-from gateway.http import admin, api, cors, events_stream, refunds, webhooks
+from gateway.http import admin, admin_events, api, cors, events_stream, refunds, webhooks
 from gateway.http import wallet as wallet_routes
 from gateway.http.context import CATALOG, GATEWAY
 from gateway.http.middleware import context_middleware
@@ -51,6 +51,7 @@ def create_app(
     refunds.add_routes(app)
     app.router.add_get("/metrics", metrics_handler, name="metrics")
     admin.add_routes(app)
+    admin_events.add_routes(app)
     webhooks.add_routes(app)
     events_stream.setup(app)
     cors.setup(app)  # it wraps every route registered above

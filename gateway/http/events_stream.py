@@ -1,25 +1,25 @@
 """GET /v1/events: payment events live to frontends as Server-Sent Events.
 
 Query: `player_id` and/or `payment_id` (at least one; both must match when both are given).
-Authenticated like every client route (X-API-Key when `clients` are configured).
+Authenticated like every client route (X-API-Key when `clients` are configured); a player
+token streams its own player's events only.
 
 The stream::
 
     retry: 3000                          reconnect delay for the client, sent first
 
-    id: 1764261149123456                 the event's sequence number
+    id: 42                               the event's sequence number in the ledger's outbox
     data: {"event_id": "evt_...", "type": "payment.succeeded", "payment_id": ..., ...}
 
     : ping                               a heartbeat comment every `heartbeat_s`
 
-Resuming: a reconnecting EventSource sends `Last-Event-ID` (or pass `last_event_id` in the
-query); the stream first replays the matching events after that id from a bounded
-in-memory buffer. When the buffer cannot prove nothing was missed (the id was evicted,
-comes from before a restart or from another replica), an ``event: gap`` comes first and
-the frontend should re-read its payments with GET /v1/payments/{id}.
-
-Sequence ids start at the process start time in microseconds and grow by one per event,
-so they keep increasing across restarts and fit a JavaScript number.
+Ids are the outbox's sequence (`gateway.ledger.outbox`): the same on every replica and
+across restarts. Resuming: a reconnecting EventSource sends `Last-Event-ID` (or pass
+`last_event_id` in the query), on any replica; the stream first replays the matching events
+after that id, from this process's buffer when it holds them all, else from the ledger.
+When events after that id may be gone (pruned after `events.retention_days`, or an id the
+ledger never gave), an ``event: gap`` comes first and the frontend should re-read its
+payments with GET /v1/payments/{id}.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from aiohttp import web
 from gateway.config.errors import ConfigError
 from gateway.config.events import parse_settings
 from gateway.events.hub import HUB, EventHub
-from gateway.events.stream_log import EventLog, Filter, StreamClosed, Subscriber
+from gateway.events.stream_log import EventLog, Filter, StreamClosed, Subscriber, entry
 from gateway.http.context import CTX, GATEWAY
 from gateway.http.players import require_player
+from gateway.ledger.database import LedgerUnavailable
 from gateway.problems import ApiError
 from gateway.upstream import transport
 
@@ -50,6 +51,8 @@ _SEQ = re.compile(r"^[0-9]{1,19}$")
 # How often a quiet stream checks that its client is still there: a disconnect is noticed
 # within this time even when heartbeats are rare (aiohttp does not cancel the handler).
 _LIVENESS_S = 1.0
+# Events replayed to one resuming stream from the ledger; past it the stream says `gap`.
+REPLAY_LIMIT = 10_000
 
 
 # ---- the handler ---------------------------------------------------------------------------
@@ -88,6 +91,27 @@ def _last_event_id(request: web.Request) -> int | None:
     return int(raw.strip())
 
 
+async def _subscribe(
+    hub: EventHub, flt: Filter, last_id: int | None, owner: str
+) -> tuple[Subscriber, bool]:
+    """The stream's subscriber, its replay queued; and whether events may have been missed."""
+    log = hub.log
+    if last_id is None or log.covers(last_id):
+        return log.subscribe(flt, owner, after=last_id), False
+    try:
+        bounds, rows = await hub.gw.ledger.events_after(
+            last_id, REPLAY_LIMIT, flt.player_id, flt.payment_id
+        )
+    except LedgerUnavailable:
+        # Live events still flow (from the buffer); what came before cannot be proven.
+        return log.subscribe(flt, owner), True
+    truncated = len(rows) >= REPLAY_LIMIT
+    gap = truncated or last_id < bounds.pruned_through or last_id > bounds.last_seq
+    seen = rows[-1].seq if truncated else bounds.last_seq
+    backfill = [entry(row) for row in rows]
+    return log.subscribe(flt, owner, after=last_id, backfill=backfill, seen=seen), gap
+
+
 async def stream(request: web.Request, log: EventLog) -> web.StreamResponse:
     flt = _filter(request)
     last_id = _last_event_id(request)
@@ -104,7 +128,7 @@ async def stream(request: web.Request, log: EventLog) -> web.StreamResponse:
     )
     ctx = request[CTX]
     owner = ctx["client_id"] if ctx["client_id"] != "anonymous" else f"ip:{ctx['client_ip']}"
-    subscriber, gap = log.subscribe(flt, last_id, owner)
+    subscriber, gap = await _subscribe(request.app[HUB], flt, last_id, owner)
     try:
         await response.prepare(request)
         await response.write(b"retry: %d\n\n" % settings.retry_ms)
@@ -142,7 +166,7 @@ async def stream_handler(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    """Register GET /v1/events and the delivery worker."""
+    """Register GET /v1/events, and the hub (delivery worker, tailer, retention job)."""
     gw = app[GATEWAY]
     try:
         config = gw.runtime.config
@@ -152,6 +176,7 @@ def setup(app: web.Application) -> None:
     app[HUB] = EventHub(gw, settings)
     app.router.add_get("/v1/events", stream_handler, name="events.stream")
     app.cleanup_ctx.append(_delivery)
+    app.on_startup.append(_start)
     app.on_shutdown.append(_end_streams)
 
 
@@ -163,14 +188,17 @@ async def _delivery(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        pending = hub.queue.pending
-        await hub.queue.stop()
-        if pending:
-            log.warning("stopped with undelivered events", extra={"pending": pending})
         await hub.session.close()
         hub.session = None
 
 
+async def _start(app: web.Application) -> None:
+    # An on_startup hook runs after every cleanup context started: the ledger is migrated.
+    app[HUB].start()
+
+
 async def _end_streams(app: web.Application) -> None:
-    # Open streams would otherwise hold the shutdown until its timeout.
+    # Open streams would otherwise hold the shutdown until its timeout. The hub stops
+    # before the ledger closes (on_shutdown runs before the cleanup contexts end).
     app[HUB].log.close_all("shutdown")
+    await app[HUB].stop()

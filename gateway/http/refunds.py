@@ -7,15 +7,13 @@ for `GET /v1/payments/{id}`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
 from gateway.events.hub import HUB
 from gateway.http.api import IDEMPOTENCY_KEY, read_json
 from gateway.http.context import CTX, GATEWAY, json_response
 from gateway.http.validation import validate_body
+from gateway.payments.announcements import NOBODY
 from gateway.payments.refunds import create_refund, get_refund
 from gateway.problems import ApiError
 
@@ -38,7 +36,7 @@ async def create(request: web.Request) -> web.Response:
         request.match_info["payment_id"],
         body,
         ctx["player_id"],
-        hub.publish if hub is not None else _nobody,
+        hub if hub is not None else NOBODY,
     )
     ctx["provider"] = refund["provider"]
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
@@ -53,10 +51,6 @@ async def get(request: web.Request) -> web.Response:
     )
     ctx["provider"] = refund["provider"]
     return json_response(refund)
-
-
-def _nobody(event: Mapping[str, Any], player_id: str | None) -> None:
-    """No event hub (an app built without one): nothing to announce to."""
 
 
 def add_routes(app: web.Application) -> None:

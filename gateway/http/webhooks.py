@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +16,7 @@ from gateway.events.hub import HUB
 from gateway.http.body import read_body
 from gateway.http.context import CTX, GATEWAY
 from gateway.ledger.database import LedgerUnavailable
+from gateway.payments.announcements import NOBODY
 from gateway.payments.webhooks import Locks, handle_event
 from gateway.problems import ApiError
 
@@ -46,10 +45,10 @@ async def receive(request: web.Request) -> web.Response:
         )
         raise ApiError("unauthorized", "the webhook signature does not verify") from None
     hub = request.app.get(HUB)
-    publish = hub.publish if hub is not None else _nobody
+    announcer = hub if hub is not None else NOBODY
     try:
         for event in verified:
-            await handle_event(gw, name, event, locks=request.app[LOCKS], publish=publish)
+            await handle_event(gw, name, event, locks=request.app[LOCKS], announcer=announcer)
     except LedgerUnavailable as exc:
         log.error("webhook not applied: the ledger is unreachable", extra={"error": str(exc)})
         raise ApiError(
@@ -59,10 +58,6 @@ async def receive(request: web.Request) -> web.Response:
         ) from None
     status, content_type, ack = state.adapter.webhook_ack(body)
     return web.Response(status=status, body=ack, content_type=content_type)
-
-
-def _nobody(event: Mapping[str, Any], player_id: str | None) -> None:
-    """No event hub (an app built without one): nothing to announce to."""
 
 
 def add_routes(app: web.Application) -> None:

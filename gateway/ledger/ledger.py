@@ -20,8 +20,17 @@ from typing import Any, TypeVar
 
 from adapters.wallet import WalletCall
 from gateway.config.model import LedgerSettings
-from gateway.ledger import claims, payments, provider_events, refunds, retention, schema, wallet
-from gateway.ledger.database import Database, LedgerTooNew, LedgerUnavailable
+from gateway.ledger import (
+    claims,
+    outbox,
+    payments,
+    provider_events,
+    refunds,
+    retention,
+    schema,
+    wallet,
+)
+from gateway.ledger.database import Database, LedgerTooNew, LedgerUnavailable, Tx
 from gateway.ledger.payments import Change, PaymentRecord
 from gateway.ledger.postgres import PostgresDatabase
 from gateway.ledger.refunds import (
@@ -162,6 +171,7 @@ class Ledger:
         references: Sequence[str | None],
         detail: dict[str, Any],
         change: Change[T],
+        then: Callable[[Tx, provider_events.Applied[T]], None] | None = None,
     ) -> provider_events.Applied[T] | provider_events.Duplicate | provider_events.Orphan:
         return await self.db.run(
             provider_events.apply_event,
@@ -173,6 +183,7 @@ class Ledger:
             detail,
             change,
             self.clock(),
+            then,
         )
 
     async def apply_provider_event_with(
@@ -244,6 +255,42 @@ class Ledger:
 
     async def wallet_totals(self, start: float, end: float) -> list[tuple[str, str, str, int, int]]:
         return await self.db.read(wallet.totals, start, end)
+
+    # ---- the event outbox (written by the flows' own transactions, `outbox.append`)
+
+    async def events_after(
+        self, seq: int, limit: int, player_id: str | None = None, payment_id: str | None = None
+    ) -> tuple[outbox.Bounds, list[outbox.OutboxRow]]:
+        return await self.db.read(outbox.after, seq, limit, player_id, payment_id)
+
+    async def event_bounds(self) -> outbox.Bounds:
+        return await self.db.read(outbox.bounds)
+
+    async def lease_deliveries(self, owner: str, limit: int, lease_s: float) -> list[outbox.Leased]:
+        return await self.db.run(outbox.lease, owner, limit, lease_s, self.clock())
+
+    async def delivered(self, seq: int) -> None:
+        await self.db.run(outbox.delivered, seq, self.clock())
+
+    async def delivery_failed(
+        self, seq: int, owner: str, error: str, retry_in_s: float, give_up: bool
+    ) -> None:
+        await self.db.run(outbox.failed, seq, owner, error, self.clock() + retry_in_s, give_up)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(outbox.release, owner)
+
+    async def delivery_backlog(self) -> outbox.Backlog:
+        return await self.db.read(outbox.backlog)
+
+    async def deliveries(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(outbox.deliveries, status, limit, self.clock())
+
+    async def redeliver(self, event_id: str) -> dict[str, Any] | None:
+        return await self.db.run(outbox.redeliver, event_id, self.clock())
+
+    async def prune_events(self, retention_s: float) -> int:
+        return await self.db.run(outbox.prune, self.clock() - retention_s)
 
     # ---- retention
 

@@ -60,8 +60,10 @@ def apply_event(
     detail: dict[str, Any],
     change: Change[T],
     now: float,
+    then: Callable[[Tx, Applied[T]], None] | None = None,
 ) -> Applied[T] | Duplicate | Orphan:
-    """A payment event: applied to the payment its references name."""
+    """A payment event: applied to the payment its references name; `then` runs in the same
+    transaction once it is (it writes the events the change causes)."""
 
     def target(tx: Tx) -> tuple[str, Applied[T]] | None:
         payment_id = find_payment_id(tx, provider, references)
@@ -73,7 +75,10 @@ def apply_event(
         if result is None:
             return None
         before, after, note = result
-        return payment_id, Applied(before, after, note)
+        applied = Applied(before, after, note)
+        if then is not None:
+            then(tx, applied)
+        return payment_id, applied
 
     outcome = apply_with(
         tx, provider, provider_event_id, event_id, event_type, detail, target, now

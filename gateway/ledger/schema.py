@@ -162,6 +162,44 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX refunds_updated ON refunds (updated_at)",
         ],
     ),
+    (
+        4,
+        "event outbox",
+        [
+            # One row: the last sequence number given to an event, and the newest one
+            # pruned (a stream resuming from before it may have missed events).
+            """CREATE TABLE event_sequence (
+                id INTEGER PRIMARY KEY,
+                last_seq BIGINT NOT NULL,
+                pruned_through BIGINT NOT NULL
+            )""",
+            "INSERT INTO event_sequence (id, last_seq, pruned_through) VALUES (1, 0, 0)",
+            # `delivery`: pending | delivered | given_up | none (no backend when written).
+            # `trace`: the W3C trace headers of the request that caused the event, sent
+            # with each delivery.
+            """CREATE TABLE event_outbox (
+                seq BIGINT PRIMARY KEY,
+                event_id TEXT NOT NULL,
+                payment_id TEXT NOT NULL,
+                player_id TEXT,
+                type TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                delivery TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                lease_owner TEXT,
+                lease_until DOUBLE PRECISION,
+                last_error TEXT,
+                delivered_at DOUBLE PRECISION,
+                trace TEXT
+            )""",
+            "CREATE UNIQUE INDEX event_outbox_event ON event_outbox (event_id)",
+            "CREATE INDEX event_outbox_delivery ON event_outbox (delivery, payment_id, seq)",
+            "CREATE INDEX event_outbox_player ON event_outbox (player_id, seq)",
+            "CREATE INDEX event_outbox_created ON event_outbox (created_at)",
+        ],
+    ),
 ]
 
 LATEST = max(number for number, _title, _statements in MIGRATIONS)

@@ -172,14 +172,26 @@ class Metrics:
             "1 while the ledger answers, 0 after a transaction or probe could not reach it",
             mode="min",
         )
+        # The outbox is the ledger's: every process reads the same backlog.
         self.events_pending = gauge(
             "gateway_event_deliveries_pending",
-            "Events waiting for delivery to the backend",
-            mode="sum",
+            "Events in the ledger's outbox waiting for delivery to the backend",
+            mode="livemax",
         )
-        self.events_dropped = Counter(
-            "gateway_event_deliveries_dropped_total",
-            "Events dropped because the queue was full",
+        self.events_failing = gauge(
+            "gateway_event_deliveries_failing",
+            "Undelivered events whose last delivery attempt failed, given-up ones included",
+            mode="livemax",
+        )
+        self.events_lag = gauge(
+            "gateway_event_outbox_lag_seconds",
+            "Age of the oldest event waiting for delivery (0 when none waits)",
+            mode="livemax",
+        )
+        self.event_deliveries = Counter(
+            "gateway_event_deliveries_total",
+            "Delivery attempts to the backend, by outcome (delivered, failed, given_up)",
+            ("outcome",),
             registry=r,
         )
 

@@ -5,6 +5,10 @@ a backend that credits a player on `payment.succeeded` can never credit a payout
 mistake. Refunds announce `refund.<status>` (succeeded, failed, canceled). Every event has
 an `event_id` that is the same on every redelivery of what caused it, and the `payment_id`
 its deliveries are ordered by.
+
+Events are written to the ledger's outbox (`gateway.ledger.outbox.append`) inside the
+transaction of the change that causes them; the `Announcer` (the event hub) is then told, so
+its delivery worker and streams pick them up at once instead of at their next poll.
 """
 
 from __future__ import annotations
@@ -12,10 +16,33 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.ledger.payments import PaymentRecord, iso
 from gateway.ledger.refunds import RefundRecord
+
+
+class Announcer(Protocol):
+    def delivers(self) -> bool:
+        """Whether events are also for the casino backend (`events.webhook_url` is set)."""
+        ...
+
+    def written(self) -> None:
+        """Events were committed to the outbox: deliver and stream them now."""
+        ...
+
+
+class Silent:
+    """No event hub (an app built without one): events are kept, for streams only."""
+
+    def delivers(self) -> bool:
+        return False
+
+    def written(self) -> None:
+        pass
+
+
+NOBODY = Silent()
 
 
 def gateway_event_id(provider: str, provider_event_id: str) -> str:

@@ -22,21 +22,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import PaymentEvent
+from gateway.ledger import outbox
 from gateway.ledger import refunds as ledger_refunds
 from gateway.ledger.database import Tx
 from gateway.ledger.payments import PaymentRecord, find_payment_id, get_payment, update_payment
 from gateway.ledger.provider_events import Done, Duplicate
 from gateway.ledger.refunds import RefundRecord
-from gateway.payments.announcements import derived_event_id, payment_event, refund_event
+from gateway.obs.tracing import outgoing_headers
+from gateway.payments.announcements import (
+    Announcer,
+    derived_event_id,
+    payment_event,
+    refund_event,
+)
 from gateway.payments.status import STATUS_OF_REFUND_EVENT, advance, advance_refund
 from policies.ports import StoreUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from gateway.runtime.gateway import Gateway
-
-    Publish = Callable[[Mapping[str, Any], str | None], None]
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -74,33 +79,43 @@ def _find(tx: Tx, provider: str, event: PaymentEvent) -> tuple[RefundRecord | No
     return None, payment_id
 
 
-def _target(provider: str, event: PaymentEvent, now: float) -> Callable[[Tx], Any]:
-    wanted = STATUS_OF_REFUND_EVENT[event.type]
-    source = f"webhook:{provider}:{event.type}"
+def _target(
+    provider: str, event: PaymentEvent, event_id: str, deliver: bool, now: float
+) -> Callable[[Tx], Any]:
+    trace = outgoing_headers()  # read here, on the event loop: the transaction runs elsewhere
 
     def apply(tx: Tx) -> tuple[str, RefundNews] | None:
-        refund, payment_id = _find(tx, provider, event)
-        if payment_id is None:
-            return None
-        if refund is None:
-            return _outside(tx, payment_id, wanted, event, source, now)
-
-        def change(current: RefundRecord) -> RefundRecord:
-            return current.replace(
-                status=advance_refund(current.status, wanted),
-                provider_reference=current.provider_reference or event.refund_reference,
-            )
-
-        updated = ledger_refunds.update_refund(tx, refund.refund_id, change, now)
-        assert updated is not None, "found under this transaction"
-        before, after = updated
-        changed = after if after.status != before.status else None
-        payment = None
-        if changed is not None and after.status == "succeeded":
-            payment = full_refund(tx, payment_id, source, now)
-        return payment_id, RefundNews(changed, payment)
+        applied = _apply(tx, provider, event, now)
+        if applied is not None:
+            write(tx, event_id, applied[1], deliver, now, trace, occurred_at=event.occurred_at)
+        return applied
 
     return apply
+
+
+def _apply(tx: Tx, provider: str, event: PaymentEvent, now: float) -> tuple[str, RefundNews] | None:
+    wanted = STATUS_OF_REFUND_EVENT[event.type]
+    source = f"webhook:{provider}:{event.type}"
+    refund, payment_id = _find(tx, provider, event)
+    if payment_id is None:
+        return None
+    if refund is None:
+        return _outside(tx, payment_id, wanted, event, source, now)
+
+    def change(current: RefundRecord) -> RefundRecord:
+        return current.replace(
+            status=advance_refund(current.status, wanted),
+            provider_reference=current.provider_reference or event.refund_reference,
+        )
+
+    updated = ledger_refunds.update_refund(tx, refund.refund_id, change, now)
+    assert updated is not None, "found under this transaction"
+    before, after = updated
+    changed = after if after.status != before.status else None
+    payment = None
+    if changed is not None and after.status == "succeeded":
+        payment = full_refund(tx, payment_id, source, now)
+    return payment_id, RefundNews(changed, payment)
 
 
 def _outside(
@@ -122,7 +137,7 @@ def _outside(
 
 
 async def handle_refund_event(
-    gw: Gateway, provider: str, event: PaymentEvent, event_id: str, publish: Publish
+    gw: Gateway, provider: str, event: PaymentEvent, event_id: str, announcer: Announcer
 ) -> None:
     detail = {
         "provider_reference": event.provider_reference,
@@ -134,7 +149,7 @@ async def handle_refund_event(
     }
     outcome = await gw.ledger.apply_provider_event_with(
         provider, event.event_id, event_id, event.type, detail,
-        _target(provider, event, gw.ledger.clock()),
+        _target(provider, event, event_id, announcer.delivers(), gw.ledger.clock()),
     )
     if isinstance(outcome, Duplicate):
         log.info("duplicate webhook event acknowledged", extra={"event_id": event_id})
@@ -152,29 +167,40 @@ async def handle_refund_event(
         extra={"event_id": event_id, "payment_id": outcome.payment_id, "type": event.type,
                "refund_id": news.refund.refund_id if news.refund else None},
     )
-    await announce(gw, event_id, news, publish, occurred_at=event.occurred_at)
+    await announced(gw, news, announcer)
 
 
-async def announce(
-    gw: Gateway,
+def write(
+    tx: Tx,
     event_id: str,
     news: RefundNews,
-    publish: Publish,
+    deliver: bool,
+    now: float,
+    trace: dict[str, str],
     *,
     occurred_at: str | None = None,
 ) -> None:
-    """Announce a refund's new status, then its payment's full refund, if either happened."""
-    player = None
+    """Write a refund's new status, then its payment's full refund, if either happened, to
+    the outbox (in the transaction that made them)."""
+    events: list[outbox.Announcement] = []
     if news.refund is not None:
-        payment = news.payment or await gw.ledger.payment(news.refund.payment_id)
+        payment = news.payment or get_payment(tx, news.refund.payment_id)
         player = payment.player_id if payment else None
-        publish(refund_event(event_id, news.refund, occurred_at=occurred_at), player)
+        event = refund_event(event_id, news.refund, occurred_at=occurred_at)
+        events.append(outbox.Announcement(event, player, trace))
+    if news.payment is not None:
+        # Its own id when a refund was announced by the same cause, else the cause's.
+        payment_id = derived_event_id(event_id, "payment.refunded") if news.refund else event_id
+        event = payment_event(payment_id, "payment.refunded", news.payment,
+                              occurred_at=occurred_at)
+        events.append(outbox.Announcement(event, news.payment.player_id, trace))
+    outbox.append(tx, events, deliver, now)
+
+
+async def announced(gw: Gateway, news: RefundNews, announcer: Announcer) -> None:
+    """After the commit: forget the cached payment, wake the hub."""
     if news.payment is not None:
         with contextlib.suppress(StoreUnavailable):  # a cached payments.get lives 5 s at most
             await gw.cache.invalidate("payment:" + news.payment.payment_id)
-        # Its own id when a refund was announced by the same cause, else the cause's.
-        payment_id = derived_event_id(event_id, "payment.refunded") if news.refund else event_id
-        publish(
-            payment_event(payment_id, "payment.refunded", news.payment, occurred_at=occurred_at),
-            news.payment.player_id,
-        )
+    if news.refund is not None or news.payment is not None:
+        announcer.written()

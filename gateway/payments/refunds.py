@@ -17,7 +17,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import RefundRequest, RefundResult
@@ -33,9 +32,10 @@ from gateway.ledger.refunds import (
     RefundReplay,
     Reserved,
 )
+from gateway.obs.tracing import outgoing_headers
 from gateway.payments import ids as payment_ids
-from gateway.payments.announcements import derived_event_id
-from gateway.payments.refund_webhooks import RefundNews, announce, full_refund
+from gateway.payments.announcements import Announcer, derived_event_id
+from gateway.payments.refund_webhooks import RefundNews, announced, full_refund, write
 from gateway.payments.sending import in_progress, store_unavailable
 from gateway.payments.status import advance_refund
 from gateway.problems import ApiError
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from gateway.upstream.providers import ProviderState
 
 log = logging.getLogger("gateway.payments")
-Publish = Callable[[Mapping[str, Any], str | None], None]
 WAIT_S = 10.0  # a double-clicked refund waits this long for the first request's answer
 POLL_S = 0.05
 
@@ -90,7 +89,7 @@ async def create_refund(
     payment_id: str,
     body: dict[str, Any],
     player: str | None,
-    publish: Publish,
+    announcer: Announcer,
 ) -> tuple[int, dict[str, Any], bool]:
     """(HTTP status, Refund, replayed)."""
     await owned_payment(gw, payment_id, player)
@@ -117,13 +116,13 @@ async def create_refund(
     spec = state.config.spec if state is not None else None
     if held.resumed and (spec is None or not spec.refunds_idempotent):
         # The request that held it stopped after it may have sent it: never send it twice.
-        stored = await _record(gw, refund, None, 202, publish)
+        stored = await _record(gw, refund, None, 202, announcer)
         return 202, stored.to_api(), True
     if state is None or spec is None or not spec.refunds or not payment.provider_reference:
         await _release(gw, refund)
         raise _cannot_refund(refund, state is None)
     status, result = await _send(gw, rt, state, payment, refund)
-    stored = await _record(gw, refund, result, status, publish)
+    stored = await _record(gw, refund, result, status, announcer)
     return status, stored.to_api(), held.resumed
 
 
@@ -208,7 +207,11 @@ async def _release(gw: Gateway, refund: RefundRecord) -> None:
 
 
 async def _record(
-    gw: Gateway, refund: RefundRecord, result: RefundResult | None, status: int, publish: Publish
+    gw: Gateway,
+    refund: RefundRecord,
+    result: RefundResult | None,
+    status: int,
+    announcer: Announcer,
 ) -> RefundRecord:
     """Record the answer (merged into what a webhook may have told first) and announce what
     changed; a ledger that fails now must not lose the client's answer."""
@@ -232,7 +235,13 @@ async def _record(
         if after.status == "succeeded" and (before is None or before.status != "succeeded"):
             payment = full_refund(tx, refund.payment_id, source, now)
         moved = before is not None and before.status != after.status
-        return after, RefundNews(after if moved else None, payment)
+        news = RefundNews(after if moved else None, payment)
+        event_id = derived_event_id(refund.refund_id, f"answer:{after.status}")
+        write(tx, event_id, news, deliver, now, trace)
+        return after, news
+
+    deliver = announcer.delivers()
+    trace = outgoing_headers()  # the backend's delivery carries this request's trace
 
     try:
         stored, news = await gw.ledger.run(settle)
@@ -240,8 +249,7 @@ async def _record(
         log.error("refund answered but not recorded",
                   extra={"refund_id": refund.refund_id, "error": str(exc)})
         return change(refund)
-    event_id = derived_event_id(refund.refund_id, f"answer:{stored.status}")
-    await announce(gw, event_id, news, publish)
+    await announced(gw, news, announcer)
     return stored
 
 

@@ -33,13 +33,15 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapters.base import PaymentEvent
+from gateway.ledger import outbox
+from gateway.ledger.database import Tx
 from gateway.ledger.payments import PaymentRecord
 from gateway.ledger.provider_events import Applied, Duplicate
-from gateway.payments.announcements import gateway_event_id, payment_event
+from gateway.obs.tracing import outgoing_headers
+from gateway.payments.announcements import Announcer, gateway_event_id, payment_event
 from gateway.payments.records import action_for
 from gateway.payments.refund_webhooks import handle_refund_event
 from gateway.payments.status import next_status, payout_event
@@ -51,23 +53,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.webhooks")
 
 Locks = weakref.WeakValueDictionary[str, asyncio.Lock]
-Publish = Callable[[Mapping[str, Any], str | None], None]
 
 
-__all__ = ["Locks", "Publish", "gateway_event_id", "handle_event"]
+__all__ = ["Locks", "gateway_event_id", "handle_event"]
 
 
 async def handle_event(
-    gw: Gateway, provider: str, event: PaymentEvent, *, locks: Locks, publish: Publish
+    gw: Gateway, provider: str, event: PaymentEvent, *, locks: Locks, announcer: Announcer
 ) -> None:
-    """Apply one verified event once; `publish` announces it when it is news.
+    """Apply one verified event once; when it is news, its normalized event is written to
+    the outbox in the same transaction and `announcer` is told.
 
     Raises LedgerUnavailable when it could not be recorded (the provider then retries)."""
     event_id = gateway_event_id(provider, event.event_id)
     if event.type.startswith("refund."):
         lock = _lock(locks, f"{provider}:{event.provider_reference or event.merchant_reference}")
         async with lock:
-            await handle_refund_event(gw, provider, event, event_id, publish)
+            await handle_refund_event(gw, provider, event, event_id, announcer)
         return
 
     def change(current: PaymentRecord) -> tuple[PaymentRecord, tuple[bool, str]]:
@@ -83,6 +85,22 @@ async def handle_event(
         )
         return updated, (announce, event_type)
 
+    deliver = announcer.delivers()
+    trace = outgoing_headers()  # the backend's delivery carries this request's trace
+
+    def write(tx: Tx, applied: Applied[tuple[bool, str]]) -> None:
+        announce, event_type = applied.note
+        if announce:
+            after = applied.after
+            announcement = payment_event(
+                event_id, event_type, after, amount=event.amount, currency=event.currency,
+                occurred_at=event.occurred_at,
+            )
+            outbox.append(
+                tx, [outbox.Announcement(announcement, after.player_id, trace)], deliver,
+                gw.ledger.clock(),
+            )
+
     # One payment's events are applied and announced one at a time, in arrival order.
     lock = _lock(locks, f"{provider}:{event.provider_reference or event.merchant_reference}")
     async with lock:
@@ -94,6 +112,7 @@ async def handle_event(
             (event.provider_reference, event.merchant_reference),
             _detail(event),
             change,
+            write,
         )
         if isinstance(outcome, Duplicate):
             log.info("duplicate webhook event acknowledged", extra={"event_id": event_id})
@@ -124,13 +143,8 @@ async def handle_event(
                 "announced": outcome.note[0],
             },
         )
-        announce, event_type = outcome.note
-        if announce:
-            announcement = payment_event(
-                event_id, event_type, after, amount=event.amount, currency=event.currency,
-                occurred_at=event.occurred_at,
-            )
-            publish(announcement, after.player_id)
+        if outcome.note[0]:
+            announcer.written()
 
 
 def _lock(locks: Locks, key: str) -> asyncio.Lock:

@@ -1,5 +1,5 @@
 """The ledger's transaction tests (tests/unit/gateway/ledger: claims, payments, events,
-refunds, wallet transactions) run again on PostgreSQL.
+refunds, wallet transactions, the event outbox) run again on PostgreSQL.
 
 Each test gets a database of its own on the server at 127.0.0.1:5432, dropped afterwards.
 """
@@ -30,6 +30,16 @@ from tests.unit.gateway.ledger.test_ledger import (  # noqa: F401 - collected he
     test_settle_unknown_once,
     test_unknown_outcome_never_expires_but_a_settled_key_does,
     test_update_is_compare_and_set_under_lock,
+)
+from tests.unit.gateway.ledger.test_outbox import (  # noqa: F401 - collected here as well
+    test_a_failed_delivery_waits_its_backoff_and_keeps_its_place,
+    test_a_failed_transaction_writes_no_event_and_takes_no_number,
+    test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_undo,
+    test_concurrent_leases_never_hand_one_event_to_two_owners,
+    test_events_get_one_increasing_sequence_and_are_written_once,
+    test_only_the_oldest_pending_event_of_a_payment_is_leased,
+    test_redeliver_sends_a_delivered_event_again,
+    test_retention_keeps_undelivered_events_and_marks_the_gap,
 )
 from tests.unit.gateway.ledger.test_refunds import (  # noqa: F401 - collected here as well
     test_a_database_migrated_before_the_list_was_kept_gets_what_it_lacks,

@@ -165,15 +165,15 @@ async def test_concurrent_refunds_never_exceed_the_payment(
 
 
 async def test_a_missing_migration_below_the_latest_is_applied(ledger: Ledger) -> None:
-    # A database migrated by code that knew 1 and 3 only (2 was numbered apart) gets 2.
+    # A database migrated by code that knew 1, 3 and 4 only (2 was numbered apart) gets 2.
     def without_2(tx: Any) -> None:
         tx.run("DROP TABLE wallet_transactions")
-        tx.run("UPDATE ledger_meta SET value = '1,3' WHERE name = 'applied_migrations'")
+        tx.run("UPDATE ledger_meta SET value = '1,3,4' WHERE name = 'applied_migrations'")
 
     await ledger.db.run(without_2)
     assert await ledger.db.run(schema.migrate) == [2]
     assert await ledger.db.run(schema.migrate) == []
-    assert await ledger.db.run(schema.applied_migrations) == {1, 2, 3}
+    assert await ledger.db.run(schema.applied_migrations) == {1, 2, 3, 4}
     count = await ledger.db.run(lambda tx: tx.one("SELECT COUNT(*) FROM wallet_transactions"))
     assert count == (0,)
 
@@ -186,10 +186,12 @@ async def test_a_database_migrated_before_the_list_was_kept_gets_what_it_lacks(
         tx.run("UPDATE ledger_meta SET value = '1' WHERE name = 'schema_version'")
         tx.run("DROP TABLE refunds")
         tx.run("DROP TABLE wallet_transactions")
+        tx.run("DROP TABLE event_outbox")
+        tx.run("DROP TABLE event_sequence")
 
     await ledger.db.run(back_to_version_1)
-    assert await ledger.db.run(schema.migrate) == [2, 3]
-    assert await ledger.db.run(schema.current_version) == 3
+    assert await ledger.db.run(schema.migrate) == [2, 3, 4]
+    assert await ledger.db.run(schema.current_version) == 4
 
 
 async def test_a_migration_this_code_does_not_know_is_refused(ledger: Ledger) -> None:
