@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=_port,
         default=None,
-        help="the gateway's port (instead of listen.port); the simulators move to the four "
+        help="the gateway's port (instead of listen.port); the simulators move to the five "
         "ports after it, the casino wallet to the next",
     )
     demo.add_argument(
@@ -388,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         default=None,
         metavar="PORT",
-        help="the simulators on PORT..PORT+3 (hub88, slotegrator, stripe, adyen) and the "
-        "casino wallet on PORT+4, instead of the config's ports",
+        help="the simulators on PORT..PORT+4 (hub88, slotegrator, stripe, adyen, trustly) and "
+        "the casino wallet on PORT+5, instead of the config's ports",
     )
     demo.add_argument("--log-level", default=None)
     demo.set_defaults(func=cmd_demo)

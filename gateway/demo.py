@@ -33,9 +33,11 @@ from simulators.stack import (
 )
 
 SIM_HOST = "127.0.0.1"  # the simulators listen on loopback whatever the config's URLs say
-SIM_PORTS_TOO_HIGH = "the simulators' five ports would pass 65535: choose a lower --port"
+SIM_PORTS_TOO_HIGH = (
+    "the simulators' and the casino wallet's ports would pass 65535: choose a lower --port"
+)
 # The reference casino wallet, the gateway's wallet backend in the demo: on this port, or
-# the one after the four simulators' when they move.
+# the one after the simulators' when they move.
 WALLET_PORT = 9200
 WALLET_SECRET_ENV = "WALLET_SIGNING_SECRET"
 HUB88_WALLET_KEY_ENV = "HUB88_WALLET_PUBLIC_KEY"
@@ -83,18 +85,22 @@ def moved_config(
     ports: dict[str, int],
     folder: Path,
     wallet: int | None = None,
+    gateway_url: str | None = None,
 ) -> Path:
     """A copy of the config in `folder`, its simulated providers on `ports`, and with a
     `wallet` port, its wallet backend the demo's reference wallet on it (the `wallet` block
     added when there is none, and Hub88's wallet key for a simulated Hub88 that has none).
+    A simulated Trustly notifies `gateway_url`, where the gateway listens.
 
     Relative `*_file` paths are made absolute: the copy lives in another folder.
     """
     doc = copy.deepcopy(doc)
-    for spec in doc["providers"].values():
+    for name, spec in doc["providers"].items():
         if _loopback_simulated(spec):
             spec["base_url"] = _with_port(spec["base_url"], ports[spec["adapter"]])
             credentials = spec.setdefault("credentials", {})
+            if gateway_url is not None and spec["adapter"] == "trustly":
+                credentials["notification_url"] = f"{gateway_url}/v1/webhooks/{name}"
             if wallet is not None and spec["adapter"] == "hub88" and not any(
                 key.startswith("hub88_public_key") for key in credentials
             ):
@@ -146,6 +152,10 @@ def curl_examples(base: str, api_key: str | None) -> list[str]:
         '{"player_id":"player-42","currency":"EUR","mode":"real","platform":"desktop",'
         '"language":"en","session_token":"sess-123","return_url":"https://casino.example/lobby"}'
     )
+    withdrawal = (
+        '{"type":"withdrawal","amount":5000,"currency":"EUR","player_id":"player-42",'
+        '"method":{"type":"bank_transfer"},"country":"SE"}'
+    )
     key = uuid.uuid4().hex
     return [
         f"curl -sN{auth} '{base}/v1/events?player_id=player-42' &   # live payment events",
@@ -157,6 +167,9 @@ def curl_examples(base: str, api_key: str | None) -> list[str]:
         f"-H 'Idempotency-Key: {key}' -d {shlex.quote(deposit)} | tee /tmp/payment.json",
         f'curl -s{auth} "{base}/v1/payments/$(python3 -c '
         '\'import json;print(json.load(open("/tmp/payment.json"))["payment_id"])\')"',
+        f"curl -s{auth} -X POST '{base}/v1/payments' -H 'Content-Type: application/json' "
+        f"-H 'Idempotency-Key: {uuid.uuid4().hex}' -d {shlex.quote(withdrawal)}"
+        "   # a payout through Trustly",
     ]
 
 
@@ -167,7 +180,7 @@ async def run_demo(
     auto_complete_s: float = 5.0,
 ) -> int:
     """Serve until stopped. `port` moves the gateway and, unless `sim_base_port` says
-    otherwise, the simulators to the four ports after it and the casino wallet to the next."""
+    otherwise, the simulators to the five ports after it and the casino wallet to the next."""
     demo = make_secrets()
     os.environ.update(demo.env())  # this process only: the keys die with it
     # A throwaway folder: the ledger (the demo's payments need not outlive it, nor litter
@@ -207,12 +220,13 @@ async def _run(
         # The reference wallet checks the gateway's calls with the demo's secret, under
         # whatever variable the config names.
         os.environ[config_secret_env(doc)] = demo.wallet_secret
-    served = path
-    if sim_base_port is not None or wallet is not None:
-        served = moved_config(path, doc, sims, workdir, wallet)
-        config = load_config(served)
     host = config.listen_host
     gw_port = port if port is not None else config.listen_port
+    base = f"http://{host}:{gw_port}"
+    served = path
+    if sim_base_port is not None or wallet is not None or port is not None:
+        served = moved_config(path, doc, sims, workdir, wallet, base)
+        config = load_config(served)
     listeners = {"the gateway": (host, gw_port)}
     listeners.update({f"the {name} simulator": (SIM_HOST, p) for name, p in sims.items()})
     if wallet is not None:
@@ -223,7 +237,6 @@ async def _run(
         except ListenError as exc:
             print(cannot_listen(exc, what), file=sys.stderr)
             return 1
-    base = f"http://{host}:{gw_port}"
     try:
         started = {**sims, "wallet": wallet} if wallet is not None else sims
         stack = await start_stack(
@@ -284,7 +297,7 @@ def config_secret_env(doc: dict[str, Any]) -> str:
 def cannot_listen(exc: ListenError, what: str) -> str:
     todo = (
         "stop what uses it (another demo?) or move the demo with --port PORT (the gateway "
-        "on PORT, the simulators and the casino wallet on the five ports after it)"
+        "on PORT, the simulators and the casino wallet on the six ports after it)"
         if exc.in_use
         else "check the config's listen.host and the ports given"
     )

@@ -1,16 +1,19 @@
 """`python -m simulators`: run one or all provider simulators until SIGINT or SIGTERM.
 
-    python -m simulators                              # all four, on 127.0.0.1, default ports
+    python -m simulators                              # all five, on 127.0.0.1, default ports
     python -m simulators --host 0.0.0.0               # in a container (deploy/compose.yaml)
     python -m simulators stripe --port 9203           # one simulator on another port
     python -m simulators --port hub88=0 --port adyen=0   # 0: any free port (printed)
     python -m simulators --print-env --out deploy      # throwaway credentials: deploy/.env
-                                                       # and the Hub88 keys beside it
+                                                       # and the PEM keys beside it
 
 Credentials come from the environment under the names the gateway's config uses
-(`simulators.stack.DemoSecrets.env`), plus HUB88_PUBLIC_KEY: the Hub88 simulator only needs
-the operator's public key (without it, the public half of HUB88_PRIVATE_KEY is used). As for
-the gateway, a variable NAME that is not set may be given as NAME_FILE, a file holding it.
+(`simulators.stack.DemoSecrets.env`), plus the keys only a simulator holds: HUB88_PUBLIC_KEY
+(the Hub88 simulator needs only the operator's public key; without it, the public half of
+HUB88_PRIVATE_KEY is used), TRUSTLY_SIGNING_KEY (Trustly's own private key, whose public half
+the gateway has as TRUSTLY_PUBLIC_KEY) and TRUSTLY_MERCHANT_PUBLIC_KEY (without it, the
+public half of TRUSTLY_PRIVATE_KEY). As for the gateway, a variable NAME that is not set may
+be given as NAME_FILE, a file holding it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from cryptography.hazmat.primitives import serialization
 from simulators.stack import DEFAULT_PORTS, DemoSecrets, make_secrets, start_stack
 
 HUB88_PUBLIC_KEY = "HUB88_PUBLIC_KEY"
+TRUSTLY_SIGNING_KEY = "TRUSTLY_SIGNING_KEY"
+TRUSTLY_MERCHANT_PUBLIC_KEY = "TRUSTLY_MERCHANT_PUBLIC_KEY"
 
 
 def _env_names() -> dict[str, str]:
@@ -38,6 +43,8 @@ def _env_names() -> dict[str, str]:
     probe = DemoSecrets(**{f.name: f.name for f in dataclasses.fields(DemoSecrets)})
     names = {field: var for var, field in probe.env().items()}
     names["hub88_public_pem"] = HUB88_PUBLIC_KEY
+    names["trustly_private_pem"] = TRUSTLY_SIGNING_KEY
+    names["trustly_merchant_public_pem"] = TRUSTLY_MERCHANT_PUBLIC_KEY
     return names
 
 
@@ -49,12 +56,19 @@ _REQUIRED = {
     "slotegrator": ("slotegrator_key",),
     "stripe": ("stripe_secret_key",),
     "adyen": ("adyen_api_key",),
+    "trustly": ("trustly_password", "trustly_merchant_public_pem", "trustly_private_pem"),
 }
 _OPTIONAL = {
     "hub88": (),
     "slotegrator": (),
     "stripe": ("stripe_webhook_secret",),
     "adyen": ("adyen_hmac_key",),
+    "trustly": (),
+}
+# A public key a simulator may derive from the private one the gateway's config names.
+_DERIVED = {
+    "hub88_public_pem": "hub88_private_pem",
+    "trustly_merchant_public_pem": "trustly_merchant_private_pem",
 }
 REQUIRED_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _REQUIRED.items()}
 OPTIONAL_ENV = {name: tuple(ENV_NAMES[f] for f in fs) for name, fs in _OPTIONAL.items()}
@@ -73,6 +87,12 @@ PEM_FILES = {
     HUB88_PUBLIC_KEY: "hub88_public_key.pem",
     # Hub88's own public key, which the gateway checks wallet callbacks with.
     "HUB88_WALLET_PUBLIC_KEY": "hub88_wallet_public_key.pem",
+    # The merchant's Trustly key (the gateway signs) and Trustly's pair (the simulator signs
+    # with the private half, the gateway checks with the public one).
+    "TRUSTLY_PRIVATE_KEY": "trustly_private_key.pem",
+    "TRUSTLY_PUBLIC_KEY": "trustly_public_key.pem",
+    TRUSTLY_MERCHANT_PUBLIC_KEY: "trustly_merchant_public_key.pem",
+    TRUSTLY_SIGNING_KEY: "trustly_signing_key.pem",
 }
 ENV_FILE = ".env"
 _ENV_HEADER = "# Throwaway credentials for the simulators (python -m simulators --print-env)"
@@ -107,6 +127,19 @@ def _public_from_private(private_pem: str) -> str:
     )
 
 
+def _derived_public(env: Mapping[str, str], private_field: str) -> str:
+    """The public half of the private key named by `private_field`'s variable, or ""."""
+    private_pem = env_value(env, ENV_NAMES[private_field])
+    if not private_pem:
+        return ""
+    try:
+        return _public_from_private(private_pem)
+    except (ValueError, TypeError) as exc:
+        raise MissingCredentials(
+            f"{ENV_NAMES[private_field]} is not a PEM private key: {exc}"
+        ) from None
+
+
 def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecrets:
     """The credentials the named simulators need, read from `env`; the rest left empty."""
     values = {f.name: "" for f in dataclasses.fields(DemoSecrets)}
@@ -114,20 +147,16 @@ def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecret
     for sim in names:
         for field in _REQUIRED[sim] + _OPTIONAL[sim]:
             values[field] = env_value(env, ENV_NAMES[field])
-        if sim == "hub88" and not values["hub88_public_pem"]:
-            private_pem = env_value(env, ENV_NAMES["hub88_private_pem"])
-            if private_pem:
-                try:
-                    values["hub88_public_pem"] = _public_from_private(private_pem)
-                except (ValueError, TypeError) as exc:
-                    raise MissingCredentials(
-                        f"{ENV_NAMES['hub88_private_pem']} is not a PEM private key: {exc}"
-                    ) from None
+        for public, private in _DERIVED.items():
+            if public in _REQUIRED[sim] and not values[public]:
+                values[public] = _derived_public(env, private)
         missing += [ENV_NAMES[f] for f in _REQUIRED[sim] if not values[f]]
     if missing:
-        hint = ""
-        if HUB88_PUBLIC_KEY in missing:
-            hint = f" ({HUB88_PUBLIC_KEY} may be replaced by {ENV_NAMES['hub88_private_pem']})"
+        hint = "".join(
+            f" ({ENV_NAMES[public]} may be replaced by {ENV_NAMES[private]})"
+            for public, private in _DERIVED.items()
+            if ENV_NAMES[public] in missing
+        )
         raise MissingCredentials(
             f"environment variables not set: {', '.join(missing)}{hint}; "
             "`python -m simulators --print-env --out DIR` makes a throwaway set"
@@ -135,9 +164,18 @@ def secrets_from_env(names: Sequence[str], env: Mapping[str, str]) -> DemoSecret
     return DemoSecrets(**values)
 
 
+def simulator_only_env(demo: DemoSecrets) -> dict[str, str]:
+    """The keys only the simulators hold (the gateway has the other halves)."""
+    return {
+        HUB88_PUBLIC_KEY: demo.hub88_public_pem,
+        TRUSTLY_MERCHANT_PUBLIC_KEY: demo.trustly_merchant_public_pem,
+        TRUSTLY_SIGNING_KEY: demo.trustly_private_pem,
+    }
+
+
 def dotenv_lines(demo: DemoSecrets, extra: Mapping[str, str], folder: Path) -> list[str]:
     """`NAME=value` lines, bare; each PEM key as NAME_FILE, its file's path in `folder`."""
-    items = {**demo.env(), HUB88_PUBLIC_KEY: demo.hub88_public_pem, **extra}
+    items = {**demo.env(), **simulator_only_env(demo), **extra}
     out = [_ENV_HEADER, "# Never real ones; do not commit. Load: set -a; . ./.env; set +a"]
     for name, value in items.items():
         if name in PEM_FILES:
@@ -156,11 +194,8 @@ def write_env(folder: Path, demo: DemoSecrets, extra: Mapping[str, str]) -> list
         raise ValueError(f"{env_file} exists and was not written by --print-env; not replacing it")
     lines = dotenv_lines(demo, extra, folder)  # refuses a folder whose path is not plain
     folder.mkdir(parents=True, exist_ok=True)
-    pems = {
-        "HUB88_PRIVATE_KEY": demo.hub88_private_pem,
-        HUB88_PUBLIC_KEY: demo.hub88_public_pem,
-        "HUB88_WALLET_PUBLIC_KEY": demo.hub88_wallet_public_pem,
-    }
+    every = {**demo.env(), **simulator_only_env(demo)}
+    pems = {name: every[name] for name in PEM_FILES}
     written = [env_file]
     for name, pem in pems.items():
         path = folder / PEM_FILES[name]
@@ -197,7 +232,7 @@ def parse_ports(names: Sequence[str], given: Sequence[str]) -> dict[str, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulators",
-        description="Run the Hub88, Slotegrator, Stripe and Adyen simulators.",
+        description="Run the Hub88, Slotegrator, Stripe, Adyen and Trustly simulators.",
         epilog="Credentials (environment): "
         + "; ".join(
             f"{name}: {', '.join(REQUIRED_ENV[name])}"
@@ -236,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-env",
         action="store_true",
         help="write fresh throwaway credentials for the simulators, the gateway and the "
-        "ledger database of deploy/compose.yaml to DIR/.env (the Hub88 keys as PEM files "
-        "beside it), and exit",
+        "ledger database of deploy/compose.yaml to DIR/.env (the PEM keys as files beside "
+        "it), and exit",
     )
     parser.add_argument(
         "--out", metavar="DIR", type=Path, default=None, help="where --print-env writes"

@@ -18,10 +18,11 @@ DEFAULT_PORTS = {
     "slotegrator": slotegrator.DEFAULT_PORT,
     "stripe": stripe.DEFAULT_PORT,
     "adyen": adyen.DEFAULT_PORT,
+    "trustly": trustly.DEFAULT_PORT,
 }
 
 
-# Trustly's simulator starts when asked for by name (tests): the demo's four stay as they are.
+# The merchant's Trustly API username (the password is made at start).
 TRUSTLY_USERNAME = "casino"
 # The reference casino wallet (`simulators.casino_wallet`) starts when named ("wallet"), with
 # this player and balance (minor units) to play rounds with.
@@ -57,14 +58,6 @@ class DemoSecrets:
     hub88_wallet_public_pem: str = ""
     wallet_secret: str = ""
 
-    def trustly_env(self) -> dict[str, str]:
-        """The variables a config with a Trustly provider names (PEM keys span lines)."""
-        return {
-            "TRUSTLY_PASSWORD": self.trustly_password,
-            "TRUSTLY_PRIVATE_KEY": self.trustly_merchant_private_pem,
-            "TRUSTLY_PUBLIC_KEY": self.trustly_public_pem,
-        }
-
     def env(self) -> dict[str, str]:
         """The variables config/providers.yaml names."""
         return {
@@ -77,6 +70,9 @@ class DemoSecrets:
             "WEB_API_KEY": self.client_key,
             "HUB88_WALLET_PUBLIC_KEY": self.hub88_wallet_public_pem,
             "WALLET_SIGNING_SECRET": self.wallet_secret,
+            "TRUSTLY_PASSWORD": self.trustly_password,
+            "TRUSTLY_PRIVATE_KEY": self.trustly_merchant_private_pem,
+            "TRUSTLY_PUBLIC_KEY": self.trustly_public_pem,
         }
 
 
@@ -127,8 +123,8 @@ async def start_stack(
     per_page: int = 8,
     host: str = "127.0.0.1",
 ) -> Stack:
-    """Start the simulators named in `ports` (the demo's four by default; Trustly and the
-    casino wallet when named); port 0 picks a free one. With `webhook_base_url` (the
+    """Start the simulators named in `ports` (the five providers' by default; the casino
+    wallet when named); port 0 picks a free one. With `webhook_base_url` (the
     gateway), the aggregators' wallet callbacks go to its `/wallet/<adapter name>`."""
     ports = DEFAULT_PORTS if ports is None else ports
     hook = (

@@ -124,7 +124,7 @@ def build_config(
     return parse_config(
         yaml.safe_dump(doc).encode(),
         source="test",
-        env={**os.environ, **secrets.env(), **secrets.trustly_env(), **(env or {})},
+        env={**os.environ, **secrets.env(), **(env or {})},
     )
 
 

@@ -62,7 +62,7 @@ def test_demo_on_a_busy_gateway_port_is_one_line_and_exit_1(held: socket.socket,
     assert done.stderr == (
         f"casino-gateway demo: cannot listen on 127.0.0.1:{port} for the gateway: the address "
         "is already in use; stop what uses it (another demo?) or move the demo with --port PORT "
-        "(the gateway on PORT, the simulators and the casino wallet on the five ports after it)\n"
+        "(the gateway on PORT, the simulators and the casino wallet on the six ports after it)\n"
     )
 
 
@@ -74,6 +74,6 @@ def test_demo_on_a_busy_simulator_port_names_that_simulator(held: socket.socket,
     assert done.stderr == (
         f"casino-gateway demo: cannot listen on 127.0.0.1:{port} for the stripe simulator: the "
         "address is already in use; stop what uses it (another demo?) or move the demo with "
-        "--port PORT (the gateway on PORT, the simulators and the casino wallet on the five "
+        "--port PORT (the gateway on PORT, the simulators and the casino wallet on the six "
         "ports after it)\n"
     )

@@ -81,6 +81,12 @@ def test_check_names_every_problem_and_the_hints_commands_fix_the_variables(tmp_
         "environment variable 'ADYEN_API_KEY' is not set",
         "  providers.adyen.credentials.hmac_key_env: "
         "environment variable 'ADYEN_HMAC_KEY' is not set",
+        "  providers.trustly.credentials.password_env: "
+        "environment variable 'TRUSTLY_PASSWORD' is not set",
+        "  providers.trustly.credentials.private_key_env: "
+        "environment variable 'TRUSTLY_PRIVATE_KEY' is not set",
+        "  providers.trustly.credentials.trustly_public_key_env: "
+        "environment variable 'TRUSTLY_PUBLIC_KEY' is not set",
         "  routes.games.get.providers[1]: unknown provider 'hub99'",
         UNSET_VARIABLES_HINT,
     ]
@@ -89,7 +95,7 @@ def test_check_names_every_problem_and_the_hints_commands_fix_the_variables(tmp_
     fixed = bash(f"{make} >/dev/null && {load} && python -m gateway check config/providers.yaml",
                  folder)
     assert fixed.returncode == 0, fixed.stderr
-    assert fixed.stdout.startswith("ok: config/providers.yaml: 4 providers; ")
+    assert fixed.stdout.startswith("ok: config/providers.yaml: 5 providers; ")
 
 
 def docker_env_file(text: str) -> dict[str, str]:
@@ -152,7 +158,7 @@ async def test_the_env_file_drives_the_simulators_and_the_gateway(tmp_path: Path
     assert "HUB88_PUBLIC_KEY" not in env and env["HUB88_PUBLIC_KEY_FILE"]
     sims = subprocess.Popen(
         [sys.executable, "-m", "simulators", *(f"--port={n}=0" for n in
-         ("hub88", "slotegrator", "stripe", "adyen"))],
+         ("hub88", "slotegrator", "stripe", "adyen", "trustly"))],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     gateway = None
@@ -160,7 +166,7 @@ async def test_the_env_file_drives_the_simulators_and_the_gateway(tmp_path: Path
         assert sims.stdout is not None
         urls: dict[str, str] = {}
         deadline = time.monotonic() + 20
-        while len(urls) < 4 and time.monotonic() < deadline:
+        while len(urls) < 5 and time.monotonic() < deadline:
             match = re.fullmatch(r"(\w+) simulator on (\S+)\n", sims.stdout.readline())
             assert match, sims.stderr.read() if sims.stderr else ""
             urls[match[1]] = match[2]

@@ -59,10 +59,10 @@ def stop_demo(demo: subprocess.Popen[str]) -> None:
 
 
 def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tmp_path: Path):
-    # --port moves every listener: the gateway to it, the simulators to the four after it
-    # and the casino wallet to the next, whatever ports the config names (9101-9104 and
+    # --port moves every listener: the gateway to it, the simulators to the five after it
+    # and the casino wallet to the next, whatever ports the config names (9101-9105 and
     # 9200 here, maybe taken on this machine).
-    port = free_ports(6)
+    port = free_ports(7)
     demo, lines = start_demo(tmp_path, "--port", str(port))
     stream = None
     try:
@@ -70,14 +70,14 @@ def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tm
         assert lines[1] == (
             f"simulators: hub88 http://127.0.0.1:{port + 1}, slotegrator "
             f"http://127.0.0.1:{port + 2}, stripe http://127.0.0.1:{port + 3}, "
-            f"adyen http://127.0.0.1:{port + 4}\n"
+            f"adyen http://127.0.0.1:{port + 4}, trustly http://127.0.0.1:{port + 5}\n"
         )
         assert lines[2] == (
-            f"casino wallet: http://127.0.0.1:{port + 5}/wallet (the gateway's wallet backend; "
+            f"casino wallet: http://127.0.0.1:{port + 6}/wallet (the gateway's wallet backend; "
             "player-42 holds EUR 1000.00)\n"
         )
         commands = [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
-        assert len(commands) == 9, lines
+        assert len(commands) == 10, lines
         sse = re.sub(r"\s*&\s*#.*$", "", commands[0])
         stream = subprocess.Popen(
             ["bash", "-c", f"timeout 10 {sse}"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
@@ -89,12 +89,16 @@ def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tm
             )
             assert done.returncode == 0, (command, done.stderr)
             outputs.append(done.stdout)
-        listing, game, launch, payment, read_back, before, round_, after = outputs
+        listing, game, launch, payment, read_back, payout, before, round_, after = outputs
         assert '"total": 34' in listing and '"partial": false' in listing
         assert '"id": "pragmatic-play:sweet-bonanza"' in game
         assert '"launch_url":"https://games.hub88.example/launch/pp_sweet_bonanza' in launch
         assert '"status":"requires_action"' in payment
         assert '"provider":"stripe"' in read_back
+        # The payout rule sends the withdrawal to Trustly: the player confirms at its page.
+        sent = json.loads(payout)
+        assert (sent["status"], sent["provider"]) == ("pending", "trustly"), sent
+        assert sent["next_action"]["type"] == "redirect"
         # The round on the launched session: Hub88's signed bet and win reach the gateway,
         # which settles them at the casino wallet: EUR 1.00 bet, EUR 2.50 won.
         assert json.loads(before)["balance"] == 100_000
@@ -104,9 +108,11 @@ def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tm
         ]
         assert calls[0]["request"]["token"] == "sess-123"
         assert json.loads(after)["balance"] == 100_150
-        # The simulators confirm the deposit after 5 s by webhook: the stream shows it live.
+        # The simulators confirm the deposit after 5 s by webhook, and Trustly the payout by
+        # its notifications (to the gateway's moved port): the stream shows both live.
         streamed, _ = stream.communicate(timeout=20)
         assert '"type":"payment.succeeded"' in streamed
+        assert '"type":"payout.succeeded"' in streamed
     finally:
         if stream is not None:
             if stream.poll() is None:
@@ -118,14 +124,15 @@ def test_the_printed_curl_commands_list_launch_pay_read_back_and_play_a_round(tm
 
 
 def test_sim_base_port_puts_the_simulators_apart_from_the_gateway(tmp_path: Path):
-    port = free_ports(7)
-    sims = port + 2  # not the four ports right after the gateway's
+    port = free_ports(8)
+    sims = port + 2  # not the five ports right after the gateway's
     demo, lines = start_demo(tmp_path, "--port", str(port), "--sim-base-port", str(sims))
     try:
         assert lines[0].startswith(f"casino-gateway demo: gateway on http://127.0.0.1:{port} (")
         assert lines[1] == (
             f"simulators: hub88 http://127.0.0.1:{sims}, slotegrator http://127.0.0.1:{sims + 1}, "
-            f"stripe http://127.0.0.1:{sims + 2}, adyen http://127.0.0.1:{sims + 3}\n"
+            f"stripe http://127.0.0.1:{sims + 2}, adyen http://127.0.0.1:{sims + 3}, "
+            f"trustly http://127.0.0.1:{sims + 4}\n"
         )
         listing = next(ln.strip() for ln in lines if "/v1/games?page_size=5" in ln)
         done = subprocess.run(

@@ -1218,7 +1218,8 @@ def test_simulators_print_env_is_a_dotenv_for_compose(
         values[match[1]] = match[2]
     # Everything compose.yaml refuses to start without (the ledger's password included).
     wanted = compose_required_vars()
-    assert set(service_env(simulators_service()[1])) - {"HUB88_PUBLIC_KEY_FILE"} <= wanted
+    secret_files = {n for n in service_env(simulators_service()[1]) if n.endswith("_FILE")}
+    assert set(service_env(simulators_service()[1])) - secret_files <= wanted
     assert wanted <= values.keys(), f"--print-env lacks {sorted(wanted - values.keys())}"
     # The PEM keys compose mounts as secrets are the files --print-env writes beside .env.
     declared = {Path(s["file"]) for s in (compose().get("secrets") or {}).values()}
@@ -1264,7 +1265,7 @@ def test_simulators_command_names_missing_credentials() -> None:
 async def test_simulators_command_serves_until_stopped(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    env = {**demo_env(), sim_cli.HUB88_PUBLIC_KEY: demo().hub88_public_pem}
+    env = {**demo_env(), **sim_cli.simulator_only_env(demo())}
     names = list(DEFAULT_PORTS)
     ports = sim_cli.parse_ports(names, [f"{n}=0" for n in names])
     ready, stop = asyncio.Event(), asyncio.Event()

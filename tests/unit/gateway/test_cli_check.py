@@ -190,6 +190,12 @@ def test_without_the_variables_every_missing_one_is_named(runs: dict[str, Run]):
         "environment variable 'ADYEN_API_KEY' is not set",
         "  providers.adyen.credentials.hmac_key_env: "
         "environment variable 'ADYEN_HMAC_KEY' is not set",
+        "  providers.trustly.credentials.password_env: "
+        "environment variable 'TRUSTLY_PASSWORD' is not set",
+        "  providers.trustly.credentials.private_key_env: "
+        "environment variable 'TRUSTLY_PRIVATE_KEY' is not set",
+        "  providers.trustly.credentials.trustly_public_key_env: "
+        "environment variable 'TRUSTLY_PUBLIC_KEY' is not set",
         UNSET_VARIABLES_HINT,
     ]
 
@@ -199,9 +205,9 @@ def test_shipped_config_passes_with_the_demo_variables(runs: dict[str, Run]):
     assert run.code == 0, run.err
     assert run.err == ""
     assert run.out == (
-        "ok: config/providers.yaml: 4 providers; games.list -> hub88/slotegrator, "
+        "ok: config/providers.yaml: 5 providers; games.list -> hub88/slotegrator, "
         "games.get -> hub88/slotegrator, games.launch -> hub88/slotegrator, "
-        "payments.create -> stripe/adyen, payments.get -> stripe/adyen\n"
+        "payments.create -> stripe/adyen, payments.get -> stripe/adyen/trustly\n"
         "ledger: sqlite file data/ledger.db, settled records kept 120 days\n" + CATALOG_LINES
     )
 
@@ -320,7 +326,7 @@ def test_main_check_missing_file(tmp_path: Path, capsys):
 def test_main_check_shipped_config(demo_env: DemoSecrets, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["check", "config/providers.yaml"]) == 0
-    assert capsys.readouterr().out.startswith("ok: config/providers.yaml: 4 providers; ")
+    assert capsys.readouterr().out.startswith("ok: config/providers.yaml: 5 providers; ")
 
 
 def test_check_needs_a_path(capsys):

@@ -70,7 +70,7 @@ def doc_with(route: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def env_of(demo: DemoSecrets) -> dict[str, str]:
-    return {**demo.env(), **demo.trustly_env()}
+    return demo.env()
 
 
 def problems(doc: dict[str, Any], demo: DemoSecrets) -> list[str]:
