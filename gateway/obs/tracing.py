@@ -37,7 +37,6 @@ import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -64,19 +63,43 @@ _NO_SPAN: AbstractContextManager[Any] = nullcontext()
 _FINE = frozenset({"ok", "rejected"})
 
 
-@dataclass(slots=True)
 class RequestTrace:
-    """The trace context of the request being served (one per request, in `_CURRENT`)."""
+    """The trace context of the request being served (one per request, in `_CURRENT`).
 
-    trace_id: str  # 32 lowercase hex digits
-    parent_id: str  # 16 hex digits: what a call is sent as its parent when nothing records
-    flags: str  # 2 hex digits, "01" = sampled
-    state: str | None  # the caller's tracestate, passed on as it came
-    tracer: Any = None  # an SDK Tracer while spans are recorded
-    last_provider: str | None = None  # the previous attempt's provider: the next fails over
-    span: Any = None
-    token: Token[RequestTrace | None] | None = None
-    otel_token: object = None
+    A plain class with slots: it is built on every request, tracing on or off."""
+
+    __slots__ = (
+        "flags",
+        "last_provider",
+        "otel_token",
+        "parent_id",
+        "span",
+        "state",
+        "token",
+        "trace_id",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        trace_id: str,
+        parent_id: str | None,
+        flags: str,
+        state: str | None,
+        tracer: Any = None,
+        span: Any = None,
+    ) -> None:
+        self.trace_id = trace_id  # 32 lowercase hex digits
+        # 16 hex digits: the parent a call is sent when nothing records; made when first
+        # needed for a trace the gateway starts (most cache hits call nobody).
+        self.parent_id = parent_id
+        self.flags = flags  # 2 hex digits, "01" = sampled
+        self.state = state  # the caller's tracestate, passed on as it came
+        self.tracer = tracer  # an SDK Tracer while spans are recorded
+        self.span = span
+        self.last_provider: str | None = None  # the previous attempt's: the next fails over
+        self.token: Token[RequestTrace | None] | None = None
+        self.otel_token: object = None
 
 
 _CURRENT: ContextVar[RequestTrace | None] = ContextVar("gateway_trace", default=None)
@@ -109,7 +132,10 @@ def outgoing_headers() -> dict[str, str]:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier)  # the current span: the call's parent
         return carrier
-    headers = {TRACEPARENT: f"00-{trace.trace_id}-{trace.parent_id}-{trace.flags}"}
+    parent_id = trace.parent_id
+    if parent_id is None:
+        parent_id = trace.parent_id = _new_id(8)
+    headers = {TRACEPARENT: f"00-{trace.trace_id}-{parent_id}-{trace.flags}"}
     if trace.state:
         headers[TRACESTATE] = trace.state
     return headers
@@ -157,10 +183,9 @@ def provider_attempt(provider: str, operation: str) -> Attempt | None:
     return Attempt(trace.tracer, trace, provider, operation)
 
 
-def _new_ids() -> tuple[str, str]:
+def _new_id(size: int) -> str:
     # The random module, as the SDK's own id generator: fast, and reseeded in a forked child.
-    ids = random.randbytes(24).hex()
-    return ids[:32], ids[32:]
+    return random.getrandbits(size * 8).to_bytes(size, "big").hex()
 
 
 class Tracing:
@@ -198,8 +223,7 @@ class Tracing:
             value = headers.get(TRACEPARENT)
             parsed = parse_traceparent(value) if value else None
             if parsed is None:
-                trace_id, parent_id = _new_ids()
-                trace = RequestTrace(trace_id, parent_id, "01", None)
+                trace = RequestTrace(_new_id(16), None, "01", None)
             else:
                 state = headers.get(TRACESTATE)
                 if state is not None and len(state) > MAX_TRACESTATE:
