@@ -3,9 +3,10 @@ when `tracing` is configured.
 
 Each request continues the trace its caller sent in `traceparent`, or starts one. Its trace
 id is written in the access log (`trace_id`), and its context goes with every HTTP call the
-request causes: provider calls (`gateway.upstream.transport`) and event deliveries to the
-casino backend (`gateway.events.delivery`). Any other code that calls out on behalf of a
-request (a wallet backend client, say) adds `outgoing_headers()` to the call's headers::
+request causes: provider calls (`gateway.upstream.transport`), event deliveries to the
+casino backend (`gateway.events.delivery`) and wallet backend calls
+(`gateway.wallet.backend`). Code that calls out on behalf of a request adds
+`outgoing_headers()` to the call's headers::
 
     from gateway.obs.tracing import outgoing_headers
 
