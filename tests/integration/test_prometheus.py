@@ -37,7 +37,6 @@ from tests.wired import (
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "casino-gateway.json"
-METRICS_SOURCE = ROOT / "gateway" / "obs" / "metrics.py"
 
 # What Grafana puts in place of its variables when it sends a panel's query.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$instance": ".*"}
