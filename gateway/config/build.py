@@ -1,17 +1,15 @@
 """From a schema-valid document to typed settings: the checks a JSON Schema cannot make.
 
 Every problem is collected, each named by its key path, so one run of `check` shows them all.
-Secrets are resolved here (`*_env` from the environment, `*_file` from files) and nowhere else;
-a variable NAME that is not set may be given as NAME_FILE, the path of a file holding it.
+Secrets are resolved by `gateway.config.secrets` (and nowhere else); who may call the gateway
+(clients, player tokens, CORS, trusted proxies) is built by `gateway.config.access`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,15 +17,14 @@ from urllib.parse import urlsplit
 
 import adapters
 from adapters.base import OPERATIONS, AdapterSpec
+from gateway.config import access
 from gateway.config.errors import ConfigError
 from gateway.config.events import EventSettings, parse_settings
 from gateway.config.model import (
     DEFAULT_MAX_BODY,
     DEFAULT_TIMEOUT_MS,
     CatalogSettings,
-    ClientConfig,
     Config,
-    CorsConfig,
     LedgerSettings,
     ProviderConfig,
     RouteConfig,
@@ -38,24 +35,18 @@ from gateway.config.model import (
 )
 from gateway.config.redact import redact
 from gateway.config.routing_rules import build_rules, withdrawal_warning
+from gateway.config.secrets import SecretReader
 from gateway.config.slugs import slugify
-from gateway.config.values import check_base_url, split_secret_key
+from gateway.config.values import check_base_url
 from gateway.config.wallet import DEFAULT_TIMEOUT_MS as DEFAULT_WALLET_TIMEOUT_MS
 from gateway.config.wallet import WalletSettings
 from policies.breaker import BreakerSettings
 from policies.cache import CacheLimits, CacheSettings
 from policies.health import HealthSettings
-from policies.player_access import (
-    HMAC_ALGORITHMS,
-    PUBLIC_KEY_ALGORITHMS,
-    PlayerTokenSettings,
-)
 from policies.ratelimit import parse_rate
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
-class Builder:
+class Builder(SecretReader):
     """Semantic checks past the JSON Schema, collecting every problem instead of the first."""
 
     def __init__(
@@ -65,17 +56,11 @@ class Builder:
         base_dir: Path,
         unchecked_providers: frozenset[str] = frozenset(),
     ) -> None:
+        super().__init__(env, base_dir)
         self.doc = doc
         self.unchecked_providers = unchecked_providers  # named, but refused by the schema
-        self.env = env
-        self.base_dir = base_dir
-        self.problems: list[str] = []
         self.warnings: list[str] = []
-        self.secret_values: list[str] = []
         self.notes: list[str] = []
-
-    def fail(self, path: str, problem: str) -> None:
-        self.problems.append(f"{path}: {problem}")
 
     def build(self, source: str, digest: str) -> Config:
         doc = self.doc
@@ -105,14 +90,14 @@ class Builder:
             studio_blocked_countries=self.studios(doc.get("studios", {}), aliases),
             payment_id_secret=secret,
             payment_retries=defaults.get("payment_retries", 1),
-            clients=self.clients(doc.get("clients", [])),
-            cors=self.cors(doc.get("cors")),
+            clients=access.clients(self, doc.get("clients", [])),
+            cors=access.cors(doc.get("cors")),
             cache_limits=CacheLimits(**doc.get("cache", {})),
             storage=self.storage(doc.get("storage", {})),
             ledger=self.ledger(doc.get("ledger", {})),
             server=ServerSettings(**doc.get("server", {})),
-            trusted_proxies=self.trusted_proxies(doc.get("trusted_proxies", [])),
-            player_tokens=self.player_tokens(doc.get("player_tokens")),
+            trusted_proxies=access.trusted_proxies(self, doc.get("trusted_proxies", [])),
+            player_tokens=access.player_tokens(self, doc.get("player_tokens")),
             events=doc.get("events", {}),
             event_settings=self.event_settings(doc.get("events", {})),
             wallet=self.wallet(doc.get("wallet")),
@@ -230,72 +215,6 @@ class Builder:
             out[name] = dataclasses.replace(providers[name], catalog=catalog)
         return out
 
-    def credentials(
-        self, path: str, given: dict[str, Any], spec: AdapterSpec
-    ) -> dict[str, Any] | None:
-        resolved: dict[str, Any] = {}
-        ok = True
-        known = set(spec.credentials) | set(spec.optional)
-        for key, value in given.items():
-            kpath = f"{path}.credentials.{key}"
-            base, suffix = split_secret_key(key)
-            if base not in known:
-                self.fail(
-                    kpath, f"unknown credential for adapter (expected one of {sorted(known)})"
-                )
-                ok = False
-                continue
-            if suffix is None and base in spec.secrets:
-                self.fail(kpath, f"'{base}' is a secret: give it as {base}_env or {base}_file")
-                ok = False
-                continue
-            if suffix == "_env":
-                secret = self.secret_from_env(kpath, value)
-            elif suffix == "_file":
-                secret = self.secret_from_file(kpath, value)
-            else:
-                resolved[base] = value
-                continue
-            if secret is None:
-                ok = False
-            else:
-                resolved[base] = secret
-        for required in spec.credentials:
-            if required not in resolved and ok:
-                hint = f"{required}_env" if required in spec.secrets else required
-                self.fail(f"{path}.credentials", f"missing '{hint}'")
-                ok = False
-        return resolved if ok else None
-
-    def secret_from_env(self, path: str, name: Any) -> str | None:
-        # Not echoed when it is no variable name: it may be the secret itself, pasted here.
-        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-            self.fail(path, "must name an environment variable (letters, digits, _)")
-            return None
-        value = self.env.get(name)
-        if not value and self.env.get(f"{name}_FILE"):
-            # Docker's convention (POSTGRES_PASSWORD_FILE): NAME_FILE names a file holding
-            # the value, for values no one-line .env entry can hold, like a PEM key.
-            return self.secret_from_file(path, self.env[f"{name}_FILE"])
-        if not value:
-            self.fail(path, f"environment variable '{name}' is not set")
-            return None
-        self.secret_values.append(value)
-        return value
-
-    def secret_from_file(self, path: str, name: Any) -> str | None:
-        if not isinstance(name, str) or not name:
-            self.fail(path, "must name a file")
-            return None
-        file = Path(name) if Path(name).is_absolute() else self.base_dir / name
-        try:
-            value = file.read_text().strip()
-        except OSError as exc:
-            self.fail(path, f"cannot read secret file '{name}': {exc.strerror or exc}")
-            return None
-        self.secret_values.append(value)
-        return value
-
     # -- routes
 
     def route(
@@ -393,44 +312,6 @@ class Builder:
                 self.secret_values.append(password)
         return LedgerSettings(**spec)
 
-    def player_tokens(self, given: dict[str, Any] | None) -> PlayerTokenSettings | None:
-        if given is None:
-            return None
-        path = "player_tokens"
-        algorithm = given["algorithm"]
-        wanted = ("secret",) if algorithm in HMAC_ALGORITHMS else ("public_key",)
-        wrong = ("public_key",) if algorithm in HMAC_ALGORITHMS else ("secret",)
-        given_keys = [k for k in given if split_secret_key(k)[0] in (*wanted, *wrong)]
-        if any(split_secret_key(k)[0] in wrong for k in given_keys) or len(given_keys) != 1:
-            self.fail(
-                path,
-                f"{algorithm} needs exactly one of {wanted[0]}_env or {wanted[0]}_file "
-                "(an HMAC secret for HS256, a PEM public key for RS256/ES256)",
-            )
-            return None
-        [key_name] = given_keys
-        value = (
-            self.secret_from_env(f"{path}.{key_name}", given[key_name])
-            if key_name.endswith("_env")
-            else self.secret_from_file(f"{path}.{key_name}", given[key_name])
-        )
-        if value is None:
-            return None
-        if algorithm in HMAC_ALGORITHMS and len(value.encode()) < 32:
-            self.fail(f"{path}.{key_name}", "an HS256 secret must be at least 32 bytes")
-            return None
-        if algorithm in PUBLIC_KEY_ALGORITHMS and "PUBLIC KEY" not in value:
-            self.fail(f"{path}.{key_name}", f"{algorithm} needs a PEM public key")
-            return None
-        return PlayerTokenSettings(
-            algorithm=algorithm,
-            key=value,
-            audience=given["audience"],
-            required=given.get("required", False),
-            issuer=given.get("issuer"),
-            leeway_s=given.get("leeway_s", 30.0),
-        )
-
     def tracing(self, given: dict[str, Any] | None) -> TracingSettings | None:
         if given is None:
             return None
@@ -446,17 +327,6 @@ class Builder:
         if not urlsplit(endpoint).path.strip("/"):
             endpoint = endpoint.rstrip("/") + "/v1/traces"
         return TracingSettings(endpoint, float(given.get("sample_ratio", 1.0)))
-
-    def trusted_proxies(
-        self, given: list[str]
-    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        networks = []
-        for i, cidr in enumerate(given):
-            try:
-                networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
-            except ValueError as exc:
-                self.fail(f"trusted_proxies[{i}]", str(exc))
-        return tuple(networks)
 
     def aliases(self, given: dict[str, str]) -> dict[str, str]:
         return {slugify(k): slugify(v) for k, v in given.items()}
@@ -474,50 +344,6 @@ class Builder:
             slug = aliases.get(slug, slug)
             out[slug] = out.get(slug, frozenset()) | frozenset(spec.get("blocked_countries", ()))
         return out
-
-    def clients(self, given: list[dict[str, Any]]) -> tuple[ClientConfig, ...]:
-        out: list[ClientConfig] = []
-        seen_ids: set[str] = set()
-        seen_keys: set[bytes] = set()
-        for i, spec in enumerate(given):
-            path = f"clients[{i}]"
-            if spec["id"] in seen_ids:
-                self.fail(f"{path}.id", f"duplicate client id '{spec['id']}'")
-            seen_ids.add(spec["id"])
-            if "key_sha256" in spec:
-                digest = bytes.fromhex(spec["key_sha256"])
-            else:
-                key = (
-                    self.secret_from_env(f"{path}.key_env", spec["key_env"])
-                    if "key_env" in spec
-                    else self.secret_from_file(f"{path}.key_file", spec["key_file"])
-                )
-                if key is None:
-                    continue
-                digest = hashlib.sha256(key.encode()).digest()
-            if "rate_limit" in spec:
-                self.check_rate(f"{path}.rate_limit", spec["rate_limit"])
-            if digest in seen_keys:
-                self.fail(path, "two clients share one key")
-            seen_keys.add(digest)
-            out.append(
-                ClientConfig(
-                    id=spec["id"],
-                    key_digest=digest,
-                    roles=frozenset(spec.get("roles", ["client"])),
-                    rate_limit=spec.get("rate_limit"),
-                )
-            )
-        return tuple(out)
-
-    def cors(self, given: dict[str, Any] | None) -> CorsConfig | None:
-        if given is None:
-            return None
-        spec: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in given.items()
-        }
-        return CorsConfig(**spec)
-
 
 def _cache_note(op: str, cache: CacheSettings, affected: list[str]) -> str:
     who = ", ".join(affected)
