@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 # The backend's operations: balance, debit (a bet), credit (a win), rollback.
 Operation = Literal["balance", "debit", "credit", "rollback"]
@@ -125,3 +125,18 @@ class WalletRefused(Exception):
         self.outcome: Outcome = outcome
         self.reason = reason
         self.echo = echo or {}
+
+
+class WalletAdapter(Protocol):
+    """What a provider's wallet module offers (`adapter.wallet`, None without one)."""
+
+    uses_paths: bool  # a path per action under the wallet URL (Hub88), or one URL
+    window_s: float  # how far a signed timestamp may be from the clock (where one is signed)
+
+    def parse(
+        self, path: str, headers: Mapping[str, str], body: bytes, now: float
+    ) -> WalletRequest: ...
+
+    def answer(
+        self, action: str, echo: Mapping[str, str], outcome: WalletOutcome
+    ) -> tuple[int, str, bytes]: ...

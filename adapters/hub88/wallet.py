@@ -72,6 +72,7 @@ class Hub88Wallet:
     """Verifies and parses Hub88's wallet callbacks; renders the operator's answers."""
 
     uses_paths = True  # a path per action, under the wallet URL
+    window_s = 0.0  # Hub88 signs no timestamp: a replay is an identical retry
 
     def __init__(self, public_key: rsa.RSAPublicKey) -> None:
         self._public_key = public_key

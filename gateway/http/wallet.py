@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from adapters.wallet import WalletOutcome, WalletRefused, WalletRequest
+from adapters.wallet import WalletAdapter, WalletOutcome, WalletRefused, WalletRequest
 from gateway.http.body import read_body
 from gateway.http.context import CATALOG, CTX, GATEWAY
 from gateway.problems import ApiError
@@ -35,7 +35,9 @@ async def receive(request: web.Request) -> web.StreamResponse:
     name = request.match_info["provider"]
     path = "/" + request.match_info["path"] if request.match_info.get("path") else ""
     state = rt.providers.get(name)
-    wallet = getattr(state.adapter, "wallet", None) if state is not None else None
+    wallet: WalletAdapter | None = (
+        getattr(state.adapter, "wallet", None) if state is not None else None
+    )
     if wallet is None or bool(path) != wallet.uses_paths:
         raise ApiError("not_found", f"no wallet endpoint for '{name}' at this path")
     ctx["provider"] = name
@@ -47,27 +49,21 @@ async def receive(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, MAX_BODY_BYTES, rt.config.server.body_timeout_s)
         parsed = wallet.parse(path, request.headers, body, time.time())
         echo, action = parsed.echo, parsed.action
-        fresh: bool | None = True
-        if parsed.nonce is not None:
-            fresh = await _fresh_nonce(gw, name, parsed.nonce, 2 * wallet.window_s)
-        if fresh is False:
-            raise WalletRefused("invalid_signature", "X-Nonce was used before", dict(echo))
-        if fresh is None or rt.config.wallet is None:
-            if fresh is not None:
-                log.error("wallet callback with no wallet backend configured",
-                          extra={"provider": name})
-            outcome = WalletOutcome("unavailable")
-        else:
-            outcome = await settle(_context(request, gw, name), parsed)
+        outcome = await _settle(request, gw, name, wallet, parsed)
     except WalletRefused as refused:
         echo = refused.echo or echo
         outcome = WalletOutcome(refused.outcome)
         if refused.outcome == "invalid_signature":
             gw.metrics.wallet_signature_failures.labels(name).inc()
-        log.warning("wallet callback refused", extra={
-            "provider": name, "outcome": refused.outcome, "reason": refused.reason,
-            "request_id": ctx["request_id"],
-        })
+        log.warning(
+            "wallet callback refused",
+            extra={
+                "provider": name,
+                "outcome": refused.outcome,
+                "reason": refused.reason,
+                "request_id": ctx["request_id"],
+            },
+        )
     except ApiError as err:
         if err.status == 408:
             raise
@@ -81,6 +77,21 @@ async def receive(request: web.Request) -> web.StreamResponse:
     return web.Response(status=status, body=answer, content_type=content_type)
 
 
+async def _settle(
+    request: web.Request, gw: Gateway, name: str, wallet: WalletAdapter, parsed: WalletRequest
+) -> WalletOutcome:
+    if parsed.nonce is not None:
+        fresh = await _fresh_nonce(gw, name, parsed.nonce, 2 * wallet.window_s)
+        if fresh is None:
+            return WalletOutcome("unavailable")
+        if not fresh:
+            raise WalletRefused("invalid_signature", "X-Nonce was used before", dict(parsed.echo))
+    if request[CTX]["runtime"].config.wallet is None:
+        log.error("wallet callback with no wallet backend configured", extra={"provider": name})
+        return WalletOutcome("unavailable")
+    return await settle(_context(request, gw, name), parsed)
+
+
 async def _fresh_nonce(gw: Gateway, provider: str, nonce: str, keep_s: float) -> bool | None:
     """True the first time `nonce` is seen (kept past the signature window), False after;
     None when the store that keeps them is unreachable: a replay cannot be told apart
@@ -88,8 +99,9 @@ async def _fresh_nonce(gw: Gateway, provider: str, nonce: str, keep_s: float) ->
     try:
         return await gw.store.set_if_absent(f"{NONCE_PREFIX}{provider}:{nonce}", b"1", keep_s)
     except StoreUnavailable:
-        log.error("wallet nonce not checked: the store is unreachable",
-                  extra={"provider": provider})
+        log.error(
+            "wallet nonce not checked: the store is unreachable", extra={"provider": provider}
+        )
         return None
 
 

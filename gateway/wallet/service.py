@@ -3,11 +3,13 @@
 A balance look-up goes straight to the backend. A bet, win or rollback is recorded first
 (`gateway.ledger.wallet.begin`: one write, which also decides whether it is a retry to
 answer from the ledger, a refusal, or a call to make), then sent, then its answer is
-recorded (`finish`: one write). Nothing else touches the database on the way.
+recorded (`finish`: one write, made while the provider is answered). Nothing else touches
+the database on the way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from gateway.obs.metrics import Metrics
 from gateway.wallet.backend import BackendAnswer, call_backend
 
 log = logging.getLogger("gateway.wallet")
+# Answers being recorded after their callback was answered (kept referenced until done).
+_RECORDING: set[asyncio.Task[None]] = set()
 
 # The backend's errors that refuse a transaction for good (the answer is recorded and
 # replayed); anything else leaves it unknown.
@@ -71,8 +75,10 @@ async def _settle_one(ctx: WalletContext, call: WalletCall) -> WalletOutcome:
     try:
         decision = await ctx.ledger.wallet_begin(ctx.provider, call, game_id)
     except LedgerUnavailable as exc:
-        log.error("wallet transaction not recorded: the ledger is unreachable",
-                  extra={"provider": ctx.provider, "error": str(exc)})
+        log.error(
+            "wallet transaction not recorded: the ledger is unreachable",
+            extra={"provider": ctx.provider, "error": str(exc)},
+        )
         return WalletOutcome("unavailable")
     if isinstance(decision, Stored):
         ctx.metrics.wallet_duplicates.labels(ctx.provider).inc()
@@ -83,35 +89,59 @@ async def _settle_one(ctx: WalletContext, call: WalletCall) -> WalletOutcome:
             gateway_id,
         )
     if isinstance(decision, Refused):
-        log.info("wallet transaction refused",
-                 extra={"provider": ctx.provider, "outcome": decision.outcome})
+        log.info(
+            "wallet transaction refused",
+            extra={"provider": ctx.provider, "outcome": decision.outcome},
+        )
         return WalletOutcome(decision.outcome, None, call.currency)  # type: ignore[arg-type]
     answer = await _backend_call(ctx, call, decision, game_id)
     if answer.outcome == "invalid_session" and call.operation != "debit":
         # A win or rollback must never be refused for its token (the aggregator would
         # lose the player's money): a backend that does is answered as unavailable, so
         # the aggregator sends it again.
-        log.error("the wallet backend refused a %s for its session token", call.operation,
-                  extra={"provider": ctx.provider})
+        log.error(
+            "the wallet backend refused a %s for its session token",
+            call.operation,
+            extra={"provider": ctx.provider},
+        )
         answer = BackendAnswer("unavailable")
     state = (
-        "done" if answer.outcome == "ok"
-        else "refused" if answer.outcome in _SETTLED
-        else "unknown"
+        "done" if answer.outcome == "ok" else "refused" if answer.outcome in _SETTLED else "unknown"
     )
-    try:
-        await ctx.ledger.wallet_finish(
-            ctx.provider, call.transaction_id, state, answer.outcome, answer.balance
-        )
-    except LedgerUnavailable as exc:
-        # The backend acted; the retry that follows finds the transaction pending and asks
-        # the backend again, which answers it from its own idempotency.
-        log.error("wallet answer not recorded: the ledger is unreachable",
-                  extra={"provider": ctx.provider, "error": str(exc)})
-        return WalletOutcome("unavailable")
+    _record_later(ctx, call.transaction_id, state, answer)
     return WalletOutcome(
         answer.outcome, answer.balance, answer.currency or call.currency, gateway_id
     )
+
+
+def _record_later(
+    ctx: WalletContext, transaction_id: str, state: str, answer: BackendAnswer
+) -> None:
+    """Record the backend's answer while the provider is answered, not before.
+
+    Waiting for it would put a second durable commit on every bet's path, and nothing
+    depends on it: until it is written the transaction reads as pending, and a retry of a
+    pending transaction asks the backend again, which answers from its own idempotency on
+    the transaction id. On SQLite the write is queued ahead of anything a later request
+    asks of the ledger (one thread runs them in order), so a retry still finds it.
+    """
+    task = asyncio.ensure_future(_record(ctx, transaction_id, state, answer))
+    _RECORDING.add(task)
+    task.add_done_callback(_RECORDING.discard)
+
+
+async def _record(
+    ctx: WalletContext, transaction_id: str, state: str, answer: BackendAnswer
+) -> None:
+    try:
+        await ctx.ledger.wallet_finish(
+            ctx.provider, transaction_id, state, answer.outcome, answer.balance
+        )
+    except LedgerUnavailable as exc:
+        log.error(
+            "wallet answer not recorded: the ledger is unreachable; a retry asks the backend again",
+            extra={"provider": ctx.provider, "error": str(exc)},
+        )
 
 
 async def _backend_call(
@@ -123,9 +153,7 @@ async def _backend_call(
         return await _send(ctx, "balance", payload)
     payload["transaction_id"] = f"{ctx.provider}:{call.transaction_id}"
     reference = (
-        f"{ctx.provider}:{call.reference_transaction_id}"
-        if call.reference_transaction_id
-        else None
+        f"{ctx.provider}:{call.reference_transaction_id}" if call.reference_transaction_id else None
     )
     payload["reference_transaction_id"] = reference
     if call.operation == "rollback":
