@@ -26,7 +26,9 @@ With `tracing: {otlp_endpoint, sample_ratio}` the OpenTelemetry SDK records a sp
 request (server), one for each provider attempt (client; attributes `provider`, `operation`,
 `outcome`, `failover`) and one for each ledger write, and a background thread exports them
 in batches over OTLP/HTTP. Traces the gateway starts are sampled at `sample_ratio`; a
-caller's sampled flag is followed. The SDK is imported only then. A reload that changes the
+caller's sampled flag is followed. The decision is made before the SDK is asked anything, so
+a request whose trace is not sampled costs what it costs with tracing off. The SDK is
+imported only when the block is set. A reload that changes the
 block replaces the exporter; requests in flight end their spans on the one they began with.
 """
 
@@ -220,35 +222,50 @@ class Tracing:
     def begin(self, headers: Mapping[str, str], method: str, route: str) -> RequestTrace:
         """The trace of a request that starts now; `end` it when its answer is known."""
         tracer = self.tracer
-        if tracer is None:
-            value = headers.get(TRACEPARENT)
-            parsed = parse_traceparent(value) if value else None
+        value = headers.get(TRACEPARENT)
+        parsed = parse_traceparent(value) if value else None
+        if tracer is not None and self.settings is not None:
+            # Sampled here, before the SDK is asked anything: a trace nobody records then
+            # costs what it costs with tracing off, not a span the SDK would throw away.
             if parsed is None:
-                trace = RequestTrace(_new_id(16), None, "01", None)
+                sampled = random.random() < self.settings.sample_ratio
             else:
-                state = headers.get(TRACESTATE)
-                if state is not None and len(state) > MAX_TRACESTATE:
-                    state = None
-                trace = RequestTrace(*parsed, state)
+                sampled = bool(int(parsed[2], 16) & 1)  # the caller decided
+            if sampled:
+                trace = self._recorded(tracer, headers, method, route)
+                trace.token = _CURRENT.set(trace)
+                return trace
+        if parsed is None:
+            # With tracing off a started trace says sampled (see the module docstring); with
+            # it on, this one was not.
+            trace = RequestTrace(_new_id(16), None, "01" if tracer is None else "00", None)
         else:
-            parent = _PROPAGATOR.extract(headers)
-            span = tracer.start_span(
-                f"{method} {route}",
-                context=parent,
-                kind=otel_trace.SpanKind.SERVER,
-                attributes={"http.request.method": method, "http.route": route},
-            )
-            ids = span.get_span_context()
-            trace = RequestTrace(
-                f"{ids.trace_id:032x}",
-                f"{ids.span_id:016x}",
-                f"{ids.trace_flags:02x}",
-                None,
-                tracer,
-                span=span,
-            )
-            trace.otel_token = otel_context.attach(otel_trace.set_span_in_context(span, parent))
+            state = headers.get(TRACESTATE)
+            if state is not None and len(state) > MAX_TRACESTATE:
+                state = None
+            trace = RequestTrace(*parsed, state)
         trace.token = _CURRENT.set(trace)
+        return trace
+
+    @staticmethod
+    def _recorded(tracer: Any, headers: Mapping[str, str], method: str, route: str) -> RequestTrace:
+        parent = _PROPAGATOR.extract(headers)
+        span = tracer.start_span(
+            f"{method} {route}",
+            context=parent,
+            kind=otel_trace.SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route},
+        )
+        ids = span.get_span_context()
+        trace = RequestTrace(
+            f"{ids.trace_id:032x}",
+            f"{ids.span_id:016x}",
+            f"{ids.trace_flags:02x}",
+            None,
+            tracer,
+            span=span,
+        )
+        trace.otel_token = otel_context.attach(otel_trace.set_span_in_context(span, parent))
         return trace
 
     @staticmethod
@@ -269,10 +286,10 @@ def _make_provider(settings: TracingSettings, exporter: SpanExporter | None) -> 
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     provider = TracerProvider(
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        sampler=ALWAYS_ON,  # `Tracing.begin` sampled already: only recorded traces get here
         resource=Resource.create({"service.name": SERVICE_NAME}),
     )
     if exporter is not None:

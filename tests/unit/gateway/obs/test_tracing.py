@@ -128,6 +128,8 @@ def test_with_tracing_on_calls_carry_the_current_span_and_the_callers_decision()
     on.end(started, 200)
     assert exporter.get_finished_spans() == ()
     assert unsampled.trace_id == TRACE and not int(started.flags, 16) & 1  # not sampled
+    # Decided before the SDK was asked: no span object was made for either.
+    assert unsampled.span is None and started.span is None
 
 
 def test_a_reload_replaces_the_recorder_and_removing_the_block_stops_it() -> None:
