@@ -1,5 +1,5 @@
 """Events across processes: two gateways on one ledger (two processes on one SQLite file, and
-PostgreSQL), over real sockets.
+PostgreSQL), and `run --workers 2` on one SQLite file, over real sockets.
 
 Each gateway is `python -m gateway run`. A payment is created through one of them and moved
 on by Stripe webhooks (signed here, as the simulator would) sent to the one the test
@@ -10,6 +10,8 @@ and how many deliveries of one event overlap in time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +31,7 @@ from simulators.faults import SimulatorServer
 from simulators.stack import Stack
 from tests.conftest import base_config, merge
 from tests.integration.test_events import SseClient, data
+from tests.integration.test_workers import children_of
 from tests.pg import create_database, drop_database
 from tests.procs import GatewayProcess, free_port
 from tests.wired import DEPOSIT, EVENTS_SECRET, SECRET_ENV, stripe_event, stripe_headers
@@ -319,3 +322,74 @@ async def test_a_stream_resumed_on_another_replica_misses_nothing(start: Start, 
     async with open_stream(c, "player_id=noa", last_id) as stream:
         again = [data(await stream.event())["type"] for _ in range(3)]
     assert again == ["payment.succeeded", "payment.canceled", "payment.succeeded"]
+
+
+# ---- run --workers 2 on one SQLite file ------------------------------------------------------
+
+
+def worker_serving(workers: list[int], gateway_port: int, client_port: int) -> int | None:
+    """Which worker process holds the server side of the connection from `client_port`."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
+                gateway_port, client_port
+            ):
+                inodes.add(f"socket:[{inode}]")
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+async def test_with_two_workers_every_stream_sees_every_event(
+    stack: Stack, tmp_path: Path
+):
+    config = merge(base_config(stack), {
+        "ledger": {"backend": "sqlite", "path": str(tmp_path / "ledger.db")},
+        "events": {"stream": {"heartbeat_s": 0.5}},
+    })
+    gateway = await GatewayProcess(config, stack.secrets.env(), tmp_path, workers=2).start()
+    try:
+        assert gateway.proc is not None
+        workers = children_of(gateway.proc.pid)
+        assert len(workers) == 2
+        payment = await pay(gateway, "ren")
+        async with contextlib.AsyncExitStack() as opened:
+            # New connections until each worker holds one of this player's streams.
+            streams: dict[int, SseClient] = {}
+            for _ in range(40):
+                if len(streams) == 2:
+                    break
+                stream = await opened.enter_async_context(open_stream(gateway, "player_id=ren"))
+                transport = stream.response.connection.transport  # type: ignore[union-attr]
+                client_port = transport.get_extra_info("sockname")[1]
+                pid = worker_serving(workers, gateway.port, client_port)
+                if pid is not None:
+                    streams.setdefault(pid, stream)
+            assert len(streams) == 2, "the kernel never spread the streams over both workers"
+            sent = time.monotonic()
+            await webhook(gateway, stack, payment, "succeeded")  # reaches one of the two
+            for stream in streams.values():
+                block = await stream.event(timeout_s=1.0)
+                assert data(block)["type"] == "payment.succeeded"
+            elapsed = time.monotonic() - sent
+            last_id = block["id"]
+        print(f"--workers 2: both workers' streams had the event after {elapsed:.3f} s")
+        assert elapsed < 1.0
+
+        # Missed while away, resumed on whichever worker takes the new connection.
+        await webhook(gateway, stack, payment, "canceled")
+        for _ in range(4):
+            async with open_stream(gateway, "player_id=ren", last_id) as stream:
+                replayed = await stream.event()
+                assert "event" not in replayed
+                assert data(replayed)["type"] == "payment.canceled"
+    finally:
+        gateway.stop()
