@@ -267,6 +267,9 @@ class Ledger:
         return await self.db.read(outbox.bounds)
 
     async def lease_deliveries(self, owner: str, limit: int, lease_s: float) -> list[outbox.Leased]:
+        # Most polls find nothing due: they read, and take the write lock only when needed.
+        if not await self.db.read(outbox.due, self.clock()):
+            return []
         return await self.db.run(outbox.lease, owner, limit, lease_s, self.clock())
 
     async def delivered(self, seq: int) -> None:

@@ -146,6 +146,16 @@ def after(
 # ---- delivery ------------------------------------------------------------------------------
 
 
+def due(tx: Tx, now: float) -> bool:
+    """Whether any delivery may be due: a read, so an idle worker never takes the write lock."""
+    row = tx.one(
+        "SELECT 1 FROM event_outbox WHERE delivery = 'pending' AND next_attempt_at <= ? "
+        "AND (lease_until IS NULL OR lease_until < ?) LIMIT 1",
+        now, now,
+    )
+    return row is not None
+
+
 def lease(tx: Tx, owner: str, limit: int, lease_s: float, now: float) -> list[Leased]:
     """Up to `limit` rows due for delivery, each the oldest pending row of its payment,
     now leased to `owner` for `lease_s`."""

@@ -152,20 +152,30 @@ async def pay(gateway: GatewayProcess, player: str) -> dict[str, Any]:
         return payment
 
 
+async def signed_event(
+    stack: Stack, payment: dict[str, Any], status: str
+) -> tuple[bytes, dict[str, str]]:
+    """A signed Stripe event moving `payment` to `status`, as Stripe would send it."""
+    auth = {"Authorization": f"Bearer {stack.secrets.stripe_secret_key}"}
+    url = f"{stack.url('stripe')}/v1/payment_intents/{payment['provider_reference']}"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=auth) as resp:
+        intent = await resp.json()
+    body = stripe_event(intent, f"payment_intent.{status}")
+    return body, stripe_headers(stack.secrets.stripe_webhook_secret, body)
+
+
+async def post_webhook(gateway: GatewayProcess, body: bytes, headers: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as http, http.post(
+        gateway.url + "/v1/webhooks/stripe", data=body, headers=headers
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+
 async def webhook(
     gateway: GatewayProcess, stack: Stack, payment: dict[str, Any], status: str
 ) -> None:
-    """A signed Stripe event moving `payment` to `status`, received by `gateway`."""
-    auth = {"Authorization": f"Bearer {stack.secrets.stripe_secret_key}"}
-    url = f"{stack.url('stripe')}/v1/payment_intents/{payment['provider_reference']}"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url, headers=auth) as resp:
-            intent = await resp.json()
-        body = stripe_event(intent, f"payment_intent.{status}")
-        headers = stripe_headers(stack.secrets.stripe_webhook_secret, body)
-        async with http.post(gateway.url + "/v1/webhooks/stripe", data=body,
-                             headers=headers) as resp:
-            assert resp.status == 200, await resp.text()
+    """`payment` moved to `status` by a webhook that `gateway` receives."""
+    await post_webhook(gateway, *await signed_event(stack, payment, status))
 
 
 @asynccontextmanager
@@ -275,8 +285,9 @@ async def test_a_webhook_received_by_one_replica_reaches_the_other_s_stream_with
     latencies = []
     async with open_stream(b, "player_id=mia") as stream:
         for status in ("processing", "succeeded"):
-            sent = time.monotonic()
-            await webhook(a, stack, payment, status)
+            body, headers = await signed_event(stack, payment, status)
+            sent = time.monotonic()  # from the webhook sent to A to the event read from B
+            await post_webhook(a, body, headers)
             block = await stream.event(timeout_s=1.0)
             latencies.append(time.monotonic() - sent)
             assert (data(block)["payment_id"], data(block)["type"]) == (
@@ -374,8 +385,9 @@ async def test_with_two_workers_every_stream_sees_every_event(
                 if pid is not None:
                     streams.setdefault(pid, stream)
             assert len(streams) == 2, "the kernel never spread the streams over both workers"
+            body, headers = await signed_event(stack, payment, "succeeded")
             sent = time.monotonic()
-            await webhook(gateway, stack, payment, "succeeded")  # reaches one of the two
+            await post_webhook(gateway, body, headers)  # received by one of the two
             for stream in streams.values():
                 block = await stream.event(timeout_s=1.0)
                 assert data(block)["type"] == "payment.succeeded"
