@@ -240,28 +240,39 @@ async def test_resuming_from_before_retention_announces_a_gap(make_wired: MakeWi
     w = await make_wired({"events": {"stream": {"buffer_size": 1}}}, backend=False)
     old, kept = await w.pay(player_id="gina"), await w.pay(player_id="gina")
     await w.stripe_complete(old["provider_reference"], "processing")
-    async with open_stream(w, "player_id=gina") as stream:
-        await w.stripe_complete(old["provider_reference"], "succeeded")
-        first = await stream.event()
-    # Past events.retention_days the first two events are pruned; a later one is kept.
+    await w.stripe_complete(old["provider_reference"], "succeeded")
+    # Past events.retention_days those two events are pruned; a later one is kept.
     w.gateway.ledger.clock = lambda: time.time() + 8 * 86400
     assert await w.hub.prune() == 2
     w.gateway.ledger.clock = time.time
     await w.stripe_complete(kept["provider_reference"], "succeeded")
+    await eventually(_read_up_to(w, 3))  # the buffer (one event) holds only the third
 
-    # A resume point this replica's buffer does not hold, older than what the ledger keeps.
-    resume = str(int(first["id"]) - 1)
-    async with open_stream(w, "player_id=gina", {"Last-Event-ID": resume}) as stream:
+    # A resume point after the first event: the second is gone.
+    async with open_stream(w, "player_id=gina", {"Last-Event-ID": "1"}) as stream:
         notice = await stream.event()
         assert notice["event"] == "gap" and "id" not in notice
-        assert data(notice)["last_event_id"] == resume
-        assert data(await stream.event())["payment_id"] == kept["payment_id"]
+        assert data(notice)["last_event_id"] == "1"
+        resumed = await stream.event()
+        assert (resumed["id"], data(resumed)["payment_id"]) == ("3", kept["payment_id"])
         assert await stream.quiet(0.5) == []
+
+    # After the second: nothing was lost, no gap.
+    async with open_stream(w, "player_id=gina", {"Last-Event-ID": "2"}) as stream:
+        assert "event" not in (resumed := await stream.event())
+        assert resumed["id"] == "3"
 
     # An id the ledger never gave (from another installation, or before this one's outbox).
     async with open_stream(w, "player_id=gina", {"Last-Event-ID": "1764261149123456"}) as stream:
         assert (await stream.event())["event"] == "gap"
         assert await stream.quiet(0.5) == []
+
+
+def _read_up_to(w: Wired, seq: int) -> Any:
+    async def check() -> bool:
+        return w.hub.log.last_seq == seq
+
+    return check
 
 
 async def test_stream_needs_the_client_key_when_clients_are_configured(make_wired: MakeWired):
@@ -354,7 +365,7 @@ async def test_a_reload_changes_the_events_settings_unless_they_are_bad(make_wir
     async with open_stream(w, "player_id=kim", expect_retry="500"):
         await w.stripe_complete(payment["provider_reference"], "succeeded")
     assert (await w.gateway.ledger.delivery_backlog()).pending == 0  # no backend: not queued
-    assert len(hub.log.entries()) == 1
+    await eventually(_read_up_to(w, 1))  # and streamed
     await asyncio.sleep(0.3)
     assert w.backend is not None and w.backend.received == []
 
