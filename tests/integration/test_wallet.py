@@ -7,6 +7,8 @@ Every rule is shown for both aggregators; amounts in the rounds are the provider
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from urllib.parse import urlencode
 import aiohttp
 import jsonschema
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gateway.http.validation import openapi_document
 from simulators.casino_wallet import STATE, Delay
@@ -340,8 +344,10 @@ async def test_admin_lists_a_players_transactions_for_a_viewer(
     }
     assert all(r["round_id"] == round_id and r["provider"] == "hub88" for r in rows)
     assert {r["game_id"] for r in rows} == {"pragmatic-play:sweet-bonanza"}  # canonical
-    schema = {"$ref": "#/components/schemas/WalletTransactionList",
-              "components": openapi_document()["components"]}
+    schema = {
+        "$ref": "#/components/schemas/WalletTransactionList",
+        "components": openapi_document()["components"],
+    }
     jsonschema.Draft202012Validator(schema).validate(body)
     async with http.get(url, params={"round_id": "no-such-round"}, headers=viewer) as response:
         assert (await response.json()) == {"transactions": []}
@@ -351,3 +357,91 @@ async def test_admin_lists_a_players_transactions_for_a_viewer(
         assert response.status == 403  # a frontend key
     async with http.get(url) as response:
         assert response.status == 401
+
+
+def hub88_signed(stack: Stack, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A callback signed as Hub88 signs it (the test holds Hub88's key, as its simulator)."""
+    key = serialization.load_pem_private_key(
+        stack.secrets.hub88_wallet_private_pem.encode(), password=None
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    body = json.dumps(payload).encode()
+    signature = base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return body, {"X-Hub88-Signature": signature, "Content-Type": "application/json"}
+
+
+async def test_hub88_balance_and_user_info_and_bad_amounts(
+    http: aiohttp.ClientSession, stack: Stack, gw: GatewayUnderTest
+) -> None:
+    base = f"{gw.url.rstrip('/')}/wallet/hub88"
+
+    async def call(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body, headers = hub88_signed(stack, payload)
+        async with http.post(base + path, data=body, headers=headers) as response:
+            assert response.status == 200
+            answer: dict[str, Any] = await response.json()
+            return answer
+
+    balance = await call(
+        "/user/balance",
+        {
+            "user": "player-42",
+            "token": "tok-1",
+            "request_uuid": "r-1",
+            "currency": "EUR",
+            "game_code": "pp_sweet_bonanza",
+        },
+    )
+    assert balance == {
+        "user": "player-42",
+        "status": "RS_OK",
+        "request_uuid": "r-1",
+        "currency": "EUR",
+        "balance": START * 1000,
+    }
+    info = await call("/user/info", {"user": "player-42", "request_uuid": "r-2"})
+    assert info == {"user": "player-42", "status": "RS_OK", "request_uuid": "r-2"}
+    bet = {
+        "user": "player-42",
+        "token": "tok-1",
+        "currency": "EUR",
+        "round": "x",
+        "game_code": "pp_sweet_bonanza",
+        "is_free": False,
+        "round_closed": False,
+    }
+    for amount in (100_001, -100_000, "100000"):  # a fraction of a cent, negative, a string
+        refused = await call(
+            "/transaction/bet",
+            {
+                **bet,
+                "amount": amount,
+                "request_uuid": f"r-{amount}",
+                "transaction_uuid": f"t-{amount}",
+            },
+        )
+        assert refused["status"] == "RS_ERROR_UNKNOWN"
+        assert refused["request_uuid"] == f"r-{amount}"
+    assert backend_calls(stack, "debit") == 0  # none reached the backend
+    assert backend_calls(stack, "balance") == 2
+    metrics = await (await http.get(f"{gw.url.rstrip('/')}/metrics")).text()
+    assert (
+        'gateway_wallet_requests_total{operation="unknown",outcome="invalid_amount",'
+        'provider="hub88"} 3.0'
+    ) in metrics
+    assert (
+        'gateway_wallet_requests_total{operation="balance",outcome="ok",provider="hub88"} 2.0'
+        in metrics
+    )
+    assert 'gateway_wallet_backend_duration_seconds_count{operation="balance"} 2.0' in metrics
+
+
+async def test_the_reference_wallet_refuses_an_unsigned_call(
+    http: aiohttp.ClientSession, stack: Stack
+) -> None:
+    body = json.dumps({"player_id": "player-42", "currency": "EUR"}).encode()
+    for headers in ({}, {"X-Gateway-Signature": f"t={int(time.time())},v1=00"}):
+        async with http.post(
+            f"{stack.url('wallet')}/wallet/balance", data=body, headers=headers
+        ) as response:
+            assert response.status == 401
