@@ -83,6 +83,12 @@ class Ledger:
     def description(self) -> str:
         return self.db.description
 
+    @property
+    def in_order(self) -> bool:
+        """Do transactions run in the order they are asked for (one thread, as SQLite's)?
+        Then a write need not be waited for before a later request reads what it wrote."""
+        return self.db.dialect == "sqlite"
+
     async def start(self) -> None:
         applied = await self.db.run(schema.migrate)
         if applied:

@@ -108,7 +108,13 @@ async def _settle_one(ctx: WalletContext, call: WalletCall) -> WalletOutcome:
     state = (
         "done" if answer.outcome == "ok" else "refused" if answer.outcome in _SETTLED else "unknown"
     )
-    _record_later(ctx, call.transaction_id, state, answer)
+    if ctx.ledger.in_order:
+        _record_later(ctx, call.transaction_id, state, answer)
+    else:
+        # PostgreSQL runs transactions side by side: a retry could overtake an unwaited
+        # write and reach the backend again (which is idempotent, but the ledger promises
+        # to answer retries itself).
+        await _record(ctx, call.transaction_id, state, answer)
     return WalletOutcome(
         answer.outcome, answer.balance, answer.currency or call.currency, gateway_id
     )
@@ -122,8 +128,9 @@ def _record_later(
     Waiting for it would put a second durable commit on every bet's path, and nothing
     depends on it: until it is written the transaction reads as pending, and a retry of a
     pending transaction asks the backend again, which answers from its own idempotency on
-    the transaction id. On SQLite the write is queued ahead of anything a later request
-    asks of the ledger (one thread runs them in order), so a retry still finds it.
+    the transaction id. Only where the ledger runs transactions in order (SQLite's one
+    thread): the write is then queued ahead of anything a later request asks of it, so a
+    retry still finds it.
     """
     task = asyncio.ensure_future(_record(ctx, transaction_id, state, answer))
     _RECORDING.add(task)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +27,7 @@ from simulators.hub88 import generate_operator_keypair
 from simulators.slotegrator import expected_sign
 from simulators.stack import Stack, start_stack
 from tests.conftest import ALL_SIMULATORS, GatewayUnderTest, MakeGateway
+from tests.pg import create_database, drop_database
 
 START = 100_000  # the reference wallet's player-42: EUR 1000.00
 
@@ -445,3 +446,30 @@ async def test_the_reference_wallet_refuses_an_unsigned_call(
             f"{stack.url('wallet')}/wallet/balance", data=body, headers=headers
         ) as response:
             assert response.status == 401
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+async def test_the_ledger_rules_hold_on_postgres(
+    http: aiohttp.ClientSession, stack: Stack, make_gateway: MakeGateway, postgres_url: str
+) -> None:
+    changes = {
+        **wallet_config(stack),
+        "ledger": {"backend": "postgres", "url_env": "WALLET_TEST_LEDGER_URL"},
+    }
+    gw = await make_gateway(changes, env={"WALLET_TEST_LEDGER_URL": postgres_url})
+    for provider in (HUB88, SLOTEGRATOR):
+        bet, retry, _win = await play(http, stack, gw, provider, fault="retry")
+        assert retry["answer"] == bet["answer"]
+        _rollback, late_bet = await play(http, stack, gw, provider, fault="rollback_before_bet")
+        assert provider.code(late_bet["answer"]) == provider.codes["rolled_back"]
+        _bet, duplicate = await play(http, stack, gw, provider, fault="duplicate_other_amount")
+        assert provider.code(duplicate["answer"]) == provider.codes["duplicate"]
+    # Per aggregator: the retried round's bet once, the duplicate's first bet once.
+    assert backend_calls(stack, "debit") == 4
+    assert balance(stack) == START + 2 * 150 - 2 * 100
