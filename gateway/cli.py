@@ -181,20 +181,9 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_wallet_export(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return 1
-    from gateway.ledger.database import LedgerTooNew, LedgerUnavailable
-    from gateway.wallet.export import export
+    from gateway.wallet.export import run_export
 
-    try:
-        export(config.ledger, args.date, sys.stdout)
-    except (LedgerUnavailable, LedgerTooNew) as exc:
-        print(f"ledger error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_export(args.config, args.date)
 
 
 def _date(text: str) -> dt.date:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import sys
 from typing import TextIO
 
+from gateway.config.errors import ConfigError
+from gateway.config.load import load_config
 from gateway.config.model import LedgerSettings
 from gateway.ledger import schema, wallet
-from gateway.ledger.database import Tx
+from gateway.ledger.database import LedgerTooNew, LedgerUnavailable, Tx
 from gateway.ledger.ledger import open_database
 
 COLUMNS = (
@@ -61,3 +64,18 @@ def export(settings: LedgerSettings, day: dt.date, out: TextIO) -> int:
             [day.isoformat(), provider, currency, *(row.get(c, 0) for c in COLUMNS[3:])]
         )
     return len(rows)
+
+
+def run_export(config_path: str, day: dt.date) -> int:
+    """The command: the CSV on stdout and 0, or why not on stderr and 1."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 1
+    try:
+        export(config.ledger, day, sys.stdout)
+    except (LedgerUnavailable, LedgerTooNew) as exc:
+        print(f"ledger error: {exc}", file=sys.stderr)
+        return 1
+    return 0
