@@ -137,6 +137,12 @@ def _record_later(
     task.add_done_callback(_RECORDING.discard)
 
 
+async def drain() -> None:
+    """Wait for the answers still being recorded (at shutdown, before the ledger closes)."""
+    if _RECORDING:
+        await asyncio.gather(*_RECORDING, return_exceptions=True)
+
+
 async def _record(
     ctx: WalletContext, transaction_id: str, state: str, answer: BackendAnswer
 ) -> None:
