@@ -17,31 +17,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 # The backend's operations: balance, debit (a bet), credit (a win), rollback.
 Operation = Literal["balance", "debit", "credit", "rollback"]
 
-# Normalized outcomes, the label of gateway_wallet_requests_total and what adapters map to
-# their provider's codes. The backend's own errors keep their names.
-BACKEND_ERRORS = frozenset(
-    {
-        "insufficient_funds",
-        "player_blocked",
-        "limit_reached",
-        "invalid_session",
-        "unknown_player",
-        "wrong_currency",
-    }
-)
-Outcome = Literal[
-    "ok",
+# The errors the casino backend answers with (its side of the wallet contract).
+BackendError = Literal[
     "insufficient_funds",
     "player_blocked",
     "limit_reached",
     "invalid_session",
     "unknown_player",
     "wrong_currency",
+]
+BACKEND_ERRORS: frozenset[str] = frozenset(get_args(BackendError))
+# Normalized outcomes, the label of gateway_wallet_requests_total and what adapters map to
+# their provider's codes. The backend's own errors keep their names.
+Outcome = Literal[
+    "ok",
+    BackendError,
     "duplicate_transaction",  # the id was used before with other details
     "rolled_back",  # a bet or win for a bet already rolled back
     "invalid_signature",

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from adapters.wallet import WalletCall, WalletOutcome, WalletRequest
+from adapters.wallet import BACKEND_ERRORS, WalletCall, WalletOutcome, WalletRequest
 from gateway.config.wallet import WalletSettings
 from gateway.ledger.database import LedgerUnavailable
 from gateway.ledger.ledger import Ledger
@@ -28,20 +28,6 @@ from gateway.wallet.backend import BackendAnswer, call_backend
 log = logging.getLogger("gateway.wallet")
 # Answers being recorded after their callback was answered (kept referenced until done).
 _RECORDING: set[asyncio.Task[None]] = set()
-
-# The backend's errors that refuse a transaction for good (the answer is recorded and
-# replayed); anything else leaves it unknown.
-_SETTLED = frozenset(
-    {
-        "insufficient_funds",
-        "player_blocked",
-        "limit_reached",
-        "invalid_session",
-        "unknown_player",
-        "wrong_currency",
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class WalletContext:
@@ -105,8 +91,12 @@ async def _settle_one(ctx: WalletContext, call: WalletCall) -> WalletOutcome:
             extra={"provider": ctx.provider},
         )
         answer = BackendAnswer("unavailable")
+    # The backend's own errors refuse it for good (the answer is replayed to retries);
+    # anything else leaves it unknown.
     state = (
-        "done" if answer.outcome == "ok" else "refused" if answer.outcome in _SETTLED else "unknown"
+        "done"
+        if answer.outcome == "ok"
+        else "refused" if answer.outcome in BACKEND_ERRORS else "unknown"
     )
     if ctx.ledger.in_order:
         _record_later(ctx, call.transaction_id, state, answer)
