@@ -18,7 +18,6 @@ from gateway.runtime.gateway import Gateway
 from gateway.runtime.health_checker import HealthChecker
 from gateway.runtime.reload import ConfigWatcher
 from gateway.upstream import transport
-from gateway.wallet import service as wallet_service
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -82,6 +81,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await watcher.stop()
         await checker.stop()
         await catalog.close()
-        await wallet_service.drain()  # wallet answers still being recorded
         await gw.close()
         await gw.session.close()

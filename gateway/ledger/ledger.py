@@ -15,7 +15,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from adapters.wallet import WalletCall
@@ -78,6 +78,7 @@ class Ledger:
         self.db = db or open_database(settings)
         self.clock = clock
         self._pruner: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[Any]] = set()
 
     @property
     def description(self) -> str:
@@ -95,7 +96,16 @@ class Ledger:
             log.info("ledger migrated", extra={"ledger": self.description, "applied": applied})
         self._pruner = asyncio.create_task(self._prune_forever(), name="ledger-pruner")
 
+    def write_soon(self, write: Coroutine[Any, Any, Any]) -> None:
+        """Run a write without waiting for it (only where `in_order`: a later request's
+        transaction then still sees it); `close` waits for it first."""
+        task = asyncio.ensure_future(write)
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
     async def close(self) -> None:
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

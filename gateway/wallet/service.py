@@ -9,7 +9,6 @@ the database on the way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from gateway.wallet.backend import BackendAnswer, call_backend
 
 log = logging.getLogger("gateway.wallet")
 # Answers being recorded after their callback was answered (kept referenced until done).
-_RECORDING: set[asyncio.Task[None]] = set()
 
 @dataclass(frozen=True, slots=True)
 class WalletContext:
@@ -122,15 +120,7 @@ def _record_later(
     thread): the write is then queued ahead of anything a later request asks of it, so a
     retry still finds it.
     """
-    task = asyncio.ensure_future(_record(ctx, transaction_id, state, answer))
-    _RECORDING.add(task)
-    task.add_done_callback(_RECORDING.discard)
-
-
-async def drain() -> None:
-    """Wait for the answers still being recorded (at shutdown, before the ledger closes)."""
-    if _RECORDING:
-        await asyncio.gather(*_RECORDING, return_exceptions=True)
+    ctx.ledger.write_soon(_record(ctx, transaction_id, state, answer))
 
 
 async def _record(

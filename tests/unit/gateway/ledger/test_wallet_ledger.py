@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from adapters.wallet import WalletCall
+from gateway.config.model import LedgerSettings
 from gateway.ledger.ledger import Ledger
 from gateway.ledger.wallet import Proceed, Refused, Stored
 from tests.unit.gateway.ledger.test_ledger import Clock
@@ -152,3 +154,19 @@ async def test_settled_transactions_are_pruned_and_unknown_ones_kept(
     pruned = await ledger.prune()
     assert pruned.wallet_transactions == 1
     assert [r["transaction_id"] for r in await ledger.wallet_transactions()] == ["b2"]
+
+
+async def test_closing_waits_for_a_write_not_waited_for(tmp_path: Path) -> None:
+    ledger_settings = LedgerSettings(backend="sqlite", path=str(tmp_path / "ledger.db"))
+    led = Ledger(ledger_settings)
+    await led.start()
+    assert await led.wallet_begin(P, bet(), "studio:game") == Proceed(True, 100)
+    led.write_soon(led.wallet_finish(P, "b1", "done", "ok", 900))
+    await led.close()  # the write lands before the database closes
+    reopened = Ledger(ledger_settings)
+    await reopened.start()
+    try:
+        again = await reopened.wallet_begin(P, bet(request_id="req-2"), "studio:game")
+        assert again == Stored("ok", 900, "EUR")
+    finally:
+        await reopened.close()
