@@ -65,6 +65,10 @@ async def _refreshed(gw: Gateway, rt: Runtime, record: PaymentRecord) -> dict[st
         )
         return record.to_api()
 
+    if _merged(record, result) == record:
+        # Nothing new: no write transaction (the ledger's one writer stays free for money).
+        return record.to_api()
+
     def learn(current: PaymentRecord) -> tuple[PaymentRecord, None]:
         return _merged(current, result), None
 

@@ -217,6 +217,36 @@ async def test_payment_read_back_refreshes_from_the_provider(gw: GatewayUnderTes
     assert gw.calls("stripe", f"/v1/payment_intents/{created['provider_reference']}") == 2
 
 
+async def test_a_read_back_that_learns_nothing_writes_nothing(
+    gw: GatewayUnderTest, monkeypatch: Any
+):
+    created = await (await pay(gw)).json()
+    ledger = gw.gateway.ledger
+    writes: list[str] = []
+    update = ledger.update_payment
+
+    async def counted(payment_id: str, change: Any, *, source: str) -> Any:
+        writes.append(source)
+        return await update(payment_id, change, source=source)
+
+    monkeypatch.setattr(ledger, "update_payment", counted)
+    for _ in range(3):
+        assert await (await gw.client.get(f"/v1/payments/{created['payment_id']}")).json() == (
+            created
+        )
+    assert writes == []  # Stripe said what the ledger knows: three reads, no write
+    sim = gw.stack.servers["stripe"]
+    async with gw.client.session.post(
+        f"{sim.url}/_sim/payment_intents/{created['provider_reference']}/complete",
+        json={"outcome": "succeeded"},
+    ) as done:
+        assert done.status == 200
+    payment = await (await gw.client.get(f"/v1/payments/{created['payment_id']}")).json()
+    assert payment["status"] == "succeeded"
+    assert writes == ["read:stripe"]
+    assert (await ledger.payment(created["payment_id"])).status == "succeeded"
+
+
 async def test_payment_read_back_on_another_gateway_sharing_the_ledger(
     make_gateway: MakeGateway, tmp_path: Path
 ):
