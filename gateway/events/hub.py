@@ -133,8 +133,11 @@ class EventHub:
                     unreachable = True
             except Exception:
                 log.exception("reading the event outbox failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # arrives as the wait ends, and a task looping on it would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tail_wake.wait(), TAIL_POLL_S)
+                async with asyncio.timeout(TAIL_POLL_S):
+                    await self._tail_wake.wait()
 
     # ---- retention
 

@@ -84,8 +84,11 @@ class Subscriber:
         """The next event, None after `timeout_s` without one; StreamClosed when ended."""
         if not self._items and self.closed_reason is None:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # arrives as the wait ends, and a task looping on it would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
         if self.closed_reason is not None:
             raise StreamClosed(self.closed_reason)
         return self._items.popleft() if self._items else None

@@ -109,8 +109,11 @@ class DeliveryWorker:
                     self._unavailable_logged = True
             except Exception:
                 log.exception("event delivery round failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # arrives as the wait ends, and a task looping on it would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
     async def refresh_gauges(self) -> None:
         backlog = await self.ledger.delivery_backlog()

@@ -141,8 +141,11 @@ class CatalogTracker:
         while True:
             delay = self._next_wake() - self.clock()
             if delay > 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+                # arrives as the wait ends, and a task looping on it would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
             self._wake.clear()
             if self._remote_hint:
                 self._remote_hint = False

@@ -61,8 +61,11 @@ class MemoryStore:
 
     async def wait_changed(self, key: str, timeout_s: float) -> None:
         event = self._waiters.setdefault(key, asyncio.Event())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+        # arrives as the wait ends, and a task looping on it would never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
 
     async def replace_if(self, key: str, expected: bytes, value: bytes, ttl_s: float) -> bool:
         if self._live(key) != expected:
