@@ -143,3 +143,16 @@ async def test_a_stopped_worker_gives_its_leases_back(ledger: Ledger):
     await worker.stop()
     # Another process takes it at once, not after the lease would have run out.
     assert [i.row.event_id for i in await ledger.lease_deliveries("next", 10, 30)] == ["a1"]
+
+
+async def test_a_worker_stopped_as_it_is_woken_stops(ledger: Ledger):
+    # The cancel lands in the same turn as the wake-up: a wait that returned its result
+    # instead of the cancel (asyncio.wait_for on Python 3.11) would keep the worker going.
+    worker = DeliveryWorker(
+        ledger, FakeBackend(), lambda: (BACKEND, RetryPolicy()), Metrics(), poll_s=5.0
+    )
+    worker.start()
+    await asyncio.sleep(0.05)  # past its first round, waiting to be woken
+    worker.wake()
+    async with asyncio.timeout(2):  # TimeoutError: the worker went on
+        await worker.stop()
