@@ -109,7 +109,14 @@ async def test_reordering_a_route_changes_routing_within_2s_under_load(
     later = [
         provider for i, (_, _, provider) in enumerate(load.results) if load.started[i] > switched[0]
     ]
-    assert set(later) == {"slotegrator"}
+    assert later.count("slotegrator") > 0
+    # Each of them went to slotegrator first: an answer from hub88 is a failover (slotegrator
+    # slow or failing under this load), never the old order.
+    failed_over = gw.gateway.metrics.registry.get_sample_value(
+        "gateway_failovers_total",
+        {"route": "games.launch", "from_provider": "slotegrator", "to_provider": "hub88"},
+    )
+    assert later.count("hub88") <= (failed_over or 0)
     assert gw.gateway.last_reload["result"] == "success"
 
 
