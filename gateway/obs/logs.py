@@ -189,27 +189,25 @@ def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[st
     request_id = ctx["request_id"]
     if ctx["request_id_chosen"]:
         request_id = REDACTOR.scrub(request_id)
+    fields = {
+        "request_id": request_id,
+        "client_id": ctx["client_id"],
+        "client_ip": ctx["client_ip"],
+        "route": ctx["route"],
+        "method": scrub(request.method),
+        "path": scrub(request.path),
+        "status": status,
+        "duration_ms": round(elapsed_s * 1000, 2),
+        "provider": ctx["provider"],
+        "cache": ctx["cache"],
+        "failover": ctx["failover"],
+        "trace_id": ctx["trace_id"],
+    }
     sink = _SINK
     if sink is None:  # not configured (embedded, tests): through `logging` like the rest
-        ACCESS.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "client_id": ctx["client_id"],
-                "client_ip": ctx["client_ip"],
-                "route": ctx["route"],
-                "method": scrub(request.method),
-                "path": scrub(request.path),
-                "status": status,
-                "duration_ms": round(elapsed_s * 1000, 2),
-                "provider": ctx["provider"],
-                "cache": ctx["cache"],
-                "failover": ctx["failover"],
-                "trace_id": ctx["trace_id"],
-            },
-        )
+        ACCESS.info("request", extra=fields)
         return
-    # The same fields as a record through JsonFormatter would have, in one dict and one dump.
+    # The same fields as a record through JsonFormatter would have, in one dump.
     sink.put(
         orjson.dumps(
             {
@@ -217,18 +215,7 @@ def access_log(request: web.Request, status: int, elapsed_s: float, ctx: dict[st
                 "level": "info",
                 "logger": "gateway.access",
                 "msg": "request",
-                "request_id": request_id,
-                "client_id": ctx["client_id"],
-                "client_ip": ctx["client_ip"],
-                "route": ctx["route"],
-                "method": scrub(request.method),
-                "path": scrub(request.path),
-                "status": status,
-                "duration_ms": round(elapsed_s * 1000, 2),
-                "provider": ctx["provider"],
-                "cache": ctx["cache"],
-                "failover": ctx["failover"],
-                "trace_id": ctx["trace_id"],
+                **fields,
             }
         )
     )
