@@ -129,14 +129,20 @@ async def launch_game(request: web.Request) -> web.Response:
     return json_response({"launch_url": result.url, "provider": provider, "game_id": game_id})
 
 
-async def create_payment(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
-    ctx = request[CTX]
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key: required, 1-255 printable ASCII characters."""
     key = request.headers.get("Idempotency-Key")
     if not key:
         raise ApiError("idempotency_key_required", "send an Idempotency-Key header")
     if not IDEMPOTENCY_KEY.match(key):
         raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
+    return key
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    ctx = request[CTX]
+    key = idempotency_key(request)
     body = validate_body("PaymentRequest", await read_json(request))
     require_player(ctx["player_id"], body["player_id"])
     status, payment, replayed = await create(

@@ -10,22 +10,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.events.hub import HUB
-from gateway.http.api import IDEMPOTENCY_KEY, read_json
+from gateway.http.api import idempotency_key, read_json
 from gateway.http.context import CTX, GATEWAY, json_response
 from gateway.http.validation import validate_body
 from gateway.payments.announcements import NOBODY
 from gateway.payments.refunds import create_refund, get_refund
-from gateway.problems import ApiError
 
 
 async def create(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     ctx = request[CTX]
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        raise ApiError("idempotency_key_required", "send an Idempotency-Key header")
-    if not IDEMPOTENCY_KEY.match(key):
-        raise ApiError("invalid_request", "Idempotency-Key must be 1-255 printable characters")
+    key = idempotency_key(request)
     body = validate_body("RefundRequest", await read_json(request))
     hub = request.app.get(HUB)
     status, refund, replayed = await create_refund(
