@@ -19,6 +19,7 @@ Transport failures (refused, timeout, reset) are not the adapter's concern:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -415,3 +416,17 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == lower:
             return val
     return None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds: the delay-seconds form only (an HTTP date would need a clock,
+    and the providers send seconds); None when absent, a date, negative or not finite."""
+    value = header(headers, "Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypeGuard
@@ -17,8 +16,8 @@ from adapters.base import (
     ProviderError,
     UpstreamResponse,
     decode_json,
-    header,
     json_error_text,
+    retry_after,
 )
 
 RESULT_STATUSES: dict[str, PaymentStatus] = {
@@ -142,7 +141,7 @@ def error_of(response: UpstreamResponse) -> ProviderError:
             provider_code=code,
             status=status,
             failover_safe=True,
-            retry_after_s=_retry_after(response),
+            retry_after_s=retry_after(response.headers),
         )
     if status in REJECTED_STATUSES:
         return ProviderError(
@@ -155,15 +154,3 @@ def _code(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value.strip() if is_text(value) else None
-
-
-def _retry_after(response: UpstreamResponse) -> float | None:
-    # Only the delay-seconds form: an HTTP date would need a clock, and Adyen sends seconds.
-    value = header(response.headers, "Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds

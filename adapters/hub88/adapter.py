@@ -27,8 +27,8 @@ from adapters.base import (
     UpstreamRequest,
     UpstreamResponse,
     decode_json,
-    header,
     json_error_text,
+    retry_after,
 )
 from adapters.hub88.wallet import Hub88Wallet, load_public_key
 
@@ -188,7 +188,7 @@ def _success_json(response: UpstreamResponse, what: str) -> Any:
         status=status,
         failover_safe=True,
         rejected=400 <= status < 500,
-        retry_after_s=_retry_after(response) if status == 429 else None,
+        retry_after_s=retry_after(response.headers) if status == 429 else None,
     )
 
 
@@ -199,15 +199,6 @@ def _error_code(body: bytes) -> str | None:
         return None
     code = data.get("error") if isinstance(data, dict) else None
     return code if isinstance(code, str) and code else None
-
-
-def _retry_after(response: UpstreamResponse) -> float | None:
-    value = header(response.headers, "Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def parse_game(item: Any) -> ProviderGame | None:

@@ -27,6 +27,7 @@ from adapters.base import (
     decode_json,
     header,
     json_error_text,
+    retry_after,
 )
 from adapters.slotegrator.signing import sign
 from adapters.slotegrator.wallet import SlotegratorWallet
@@ -194,7 +195,7 @@ def _success_json(response: UpstreamResponse, what: str) -> Any:
         status=status,
         failover_safe=True,
         rejected=400 <= status < 500,
-        retry_after_s=_retry_after(response) if status == 429 else None,
+        retry_after_s=retry_after(response.headers) if status == 429 else None,
     )
 
 
@@ -210,15 +211,6 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
         name if _text(name) else None,
         " ".join(message.split())[:200] if _text(message) else None,
     )
-
-
-def _retry_after(response: UpstreamResponse) -> float | None:
-    value = header(response.headers, "Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 def _next_page(data: dict[str, Any], headers: Mapping[str, str], *, had_items: bool) -> int | None:

@@ -5,8 +5,6 @@ The classification table is in the package docstring (`adapters.stripe`).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -111,7 +109,7 @@ def parse_answer(response: UpstreamResponse, operation: Operation) -> PaymentRes
             status=status,
             rejected=True,
             failover_safe=True,
-            retry_after_s=_retry_after(response.headers),
+            retry_after_s=base.retry_after(response.headers),
         )
     if status == 404 and operation == "get" and code == "resource_missing":
         raise _error(message, code, 404, rejected=True)
@@ -235,19 +233,6 @@ def _error_message(
         text = str_or_none(error.get("message")) or ""
         return f"stripe {status} {err_type or 'error'}: {text[:200]}"
     return f"stripe {status}: {base.json_error_text(raw)}"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = base.header(headers, "Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None  # an HTTP-date; Stripe sends seconds
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
 
 
 def iso_utc(value: Any) -> str | None:

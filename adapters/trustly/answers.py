@@ -25,7 +25,6 @@ code                                           result
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -36,8 +35,8 @@ from adapters.base import (
     ProviderError,
     UpstreamResponse,
     decode_json,
-    header,
     json_error_text,
+    retry_after,
 )
 from adapters.trustly.signing import verify
 
@@ -64,7 +63,7 @@ def signed_result(
             status=429,
             rejected=True,
             failover_safe=True,
-            retry_after_s=_retry_after(response),
+            retry_after_s=retry_after(response.headers),
         )
     if status >= 500 or not 200 <= status < 300:
         raise ProviderError(
@@ -152,17 +151,6 @@ def _unreadable(response: UpstreamResponse, why: str) -> ProviderError:
         status=response.status,
         retry_same=True,
     )
-
-
-def _retry_after(response: UpstreamResponse) -> float | None:
-    value = header(response.headers, "Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
 
 
 def text_of(value: Any) -> str | None:
