@@ -17,6 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from adapters.aggregator_answers import success_json
 from adapters.base import (
     AdapterSpec,
     CatalogPage,
@@ -28,7 +29,6 @@ from adapters.base import (
     UpstreamResponse,
     decode_json,
     json_error_text,
-    retry_after,
 )
 from adapters.hub88.wallet import Hub88Wallet, load_public_key
 
@@ -139,7 +139,7 @@ class Hub88Adapter:
     # ---- responses ---------------------------------------------------------------------
 
     def parse_catalog(self, response: UpstreamResponse) -> CatalogPage:
-        data = _success_json(response, "game list")
+        data = success_json(response, "Hub88", "game list", _error_fields)
         if not isinstance(data, list):
             raise ProviderError(
                 f"Hub88 game list is not a JSON array: {json_error_text(response.body)}",
@@ -150,7 +150,7 @@ class Hub88Adapter:
         return CatalogPage(games=games, next_request=None)
 
     def parse_launch(self, response: UpstreamResponse) -> LaunchResult:
-        data = _success_json(response, "game launch")
+        data = success_json(response, "Hub88", "game launch", _error_fields)
         url = data.get("url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url:
             raise ProviderError(
@@ -164,41 +164,14 @@ class Hub88Adapter:
 # ---- parsing helpers -----------------------------------------------------------------------
 
 
-def _success_json(response: UpstreamResponse, what: str) -> Any:
-    """The decoded body of a 2xx answer; any other answer raises ProviderError.
-
-    Neither call moves money, so every failure is failover_safe. A 4xx is Hub88 refusing
-    this request as it stands; a 5xx, another status or an unreadable body is not.
-    """
-    status = response.status
-    if 200 <= status < 300:
-        try:
-            return decode_json(response.body)
-        except ValueError:
-            raise ProviderError(
-                f"Hub88 {what} answered {status} with a body that is not JSON: "
-                f"{json_error_text(response.body)}",
-                status=status,
-                failover_safe=True,
-            ) from None
-    code = _error_code(response.body)
-    raise ProviderError(
-        f"Hub88 {what} failed with HTTP {status}: {code or json_error_text(response.body)}",
-        provider_code=code,
-        status=status,
-        failover_safe=True,
-        rejected=400 <= status < 500,
-        retry_after_s=retry_after(response.headers) if status == 429 else None,
-    )
-
-
-def _error_code(body: bytes) -> str | None:
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """Hub88's error body `{"error": CODE}`: the code is both the code and the detail."""
     try:
         data = decode_json(body)
     except ValueError:
-        return None
+        return None, None
     code = data.get("error") if isinstance(data, dict) else None
-    return code if isinstance(code, str) and code else None
+    return (code, code) if isinstance(code, str) and code else (None, None)
 
 
 def parse_game(item: Any) -> ProviderGame | None:

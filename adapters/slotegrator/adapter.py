@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeGuard
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from adapters.aggregator_answers import success_json
 from adapters.base import (
     AdapterSpec,
     CatalogPage,
@@ -27,7 +28,6 @@ from adapters.base import (
     decode_json,
     header,
     json_error_text,
-    retry_after,
 )
 from adapters.slotegrator.signing import sign
 from adapters.slotegrator.wallet import SlotegratorWallet
@@ -138,7 +138,7 @@ class SlotegratorAdapter:
     # ---- responses ---------------------------------------------------------------------
 
     def parse_catalog(self, response: UpstreamResponse) -> CatalogPage:
-        data = _success_json(response, "game list")
+        data = success_json(response, "Slotegrator", "game list", _error_detail)
         items = data.get("items") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise ProviderError(
@@ -154,7 +154,7 @@ class SlotegratorAdapter:
         return CatalogPage(games=games, next_request=next_request)
 
     def parse_launch(self, response: UpstreamResponse) -> LaunchResult:
-        data = _success_json(response, "game launch")
+        data = success_json(response, "Slotegrator", "game launch", _error_detail)
         url = data.get("url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url.strip():
             raise ProviderError(
@@ -170,35 +170,6 @@ class SlotegratorAdapter:
 # ---- parsing helpers -----------------------------------------------------------------------
 
 
-def _success_json(response: UpstreamResponse, what: str) -> Any:
-    """The decoded body of a 2xx answer; any other answer raises ProviderError.
-
-    Neither call moves money, so every failure is failover_safe. A 4xx is Slotegrator
-    refusing this request as it stands; a 5xx, another status or an unreadable body is not.
-    """
-    status = response.status
-    if 200 <= status < 300:
-        try:
-            return decode_json(response.body)
-        except ValueError:
-            raise ProviderError(
-                f"Slotegrator {what} answered {status} with a body that is not JSON: "
-                f"{json_error_text(response.body)}",
-                status=status,
-                failover_safe=True,
-            ) from None
-    name, message = _error_fields(response.body)
-    detail = f"{name}: {message}" if name and message else name or json_error_text(response.body)
-    raise ProviderError(
-        f"Slotegrator {what} failed with HTTP {status}: {detail}",
-        provider_code=name,
-        status=status,
-        failover_safe=True,
-        rejected=400 <= status < 500,
-        retry_after_s=retry_after(response.headers) if status == 429 else None,
-    )
-
-
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     try:
         data = decode_json(body)
@@ -211,6 +182,12 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
         name if _text(name) else None,
         " ".join(message.split())[:200] if _text(message) else None,
     )
+
+
+def _error_detail(body: bytes) -> tuple[str | None, str | None]:
+    """Slotegrator's `{name, message}`: the name is the code, "name: message" the detail."""
+    name, message = _error_fields(body)
+    return name, f"{name}: {message}" if name and message else name
 
 
 def _next_page(data: dict[str, Any], headers: Mapping[str, str], *, had_items: bool) -> int | None:
