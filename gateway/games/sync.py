@@ -20,7 +20,6 @@ from adapters.base import CatalogPage, ProviderGame
 from gateway.games.jurisdiction import Jurisdiction
 from gateway.games.snapshot import CatalogSnapshot, ProviderPart
 from gateway.games.tracker import CatalogFetchError, CatalogTracker
-from gateway.problems import ApiError
 from gateway.upstream.calls import AttemptFailed, call_provider
 
 if TYPE_CHECKING:
@@ -159,13 +158,7 @@ class CatalogSync:
         cached = self._views.get(op)
         if cached is not None and cached[0] is rt and cached[1] == self._generation:
             return cached[2]
-        route = rt.config.routes.get(op)
-        if route is None:
-            raise ApiError(
-                "no_provider_available",
-                f"no route is configured for {op}",
-                headers={"Retry-After": "5"},
-            )
+        route = rt.route(op)
         trackers = [self.trackers.get(name) for name in route.providers]
         snapshot = None
         if not any(t is not None and t.pending_first for t in trackers):

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from gateway.config.model import ClientConfig, Config, LedgerSettings, ledger_problem
+from gateway.config.model import (
+    ClientConfig,
+    Config,
+    LedgerSettings,
+    RouteConfig,
+    ledger_problem,
+)
 from gateway.ledger.ledger import Ledger
 from gateway.obs import logs
 from gateway.obs.metrics import BREAKER_STATES, Metrics
@@ -58,6 +64,17 @@ class Runtime:
             if hmac.compare_digest(known, digest):
                 found = client
         return found
+
+    def route(self, op: str) -> RouteConfig:
+        """The route of `op`; 503 no_provider_available when the config has none."""
+        route = self.config.routes.get(op)
+        if route is None:
+            raise ApiError(
+                "no_provider_available",
+                f"no route is configured for {op}",
+                headers={"Retry-After": "5"},
+            )
+        return route
 
 
 class Gateway:
@@ -163,13 +180,7 @@ class Gateway:
     ) -> Selection:
         """Which providers of `op`'s route to try now, in order (see `select`); `order`, when
         given, is the one a routing rule chose instead of the route's own."""
-        route = rt.config.routes.get(op)
-        if route is None:
-            raise ApiError(
-                "no_provider_available",
-                f"no route is configured for {op}",
-                headers={"Retry-After": "5"},
-            )
+        route = rt.route(op)
         names = route.providers if order is None else tuple(order)
         providers = rt.providers
         blocked_for = self.cooldowns.blocked_for
