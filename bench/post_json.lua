@@ -11,26 +11,17 @@
 --
 -- wrk itself counts only statuses above 399 as errors; this script counts every answer that
 -- is not a fresh EXPECTED (for payments a 202 is an outcome the gateway could not learn, a
--- replayed 201 one it did not have to: neither is the path measured) and prints, after
--- wrk's summary, the one line bench/wrk.py reads:
---   bench-script: responses N, unexpected M, non-2xx K, first-unexpected STATUS BODY
+-- replayed 201 one it did not have to: neither is the path measured).
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
 local EXPECTED = 0
 
--- Per thread (globals, so that done() can read them with thread:get).
-responses, unexpected, non_2xx, first_status, first_body = 0, 0, 0, 0, ""
+-- The counts and the summary line (bench/wrk_counts.lua, beside this file).
+dofile((string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "") .. "wrk_counts.lua")
 local counter = 0
 local key_prefix, body
-
--- Runs in the main Lua state, once per thread, before that thread's init().
-local threads = {}
-function setup(thread)
-   table.insert(threads, thread)
-   thread:set("thread_number", #threads)
-end
 
 function init(args)
    assert(args[1] and args[2], "usage: -- EXPECTED BODY [PREFIX]")
@@ -50,35 +41,7 @@ function request()
 end
 
 function response(status, headers, answer)
-   responses = responses + 1
-   if status < 200 or status > 299 then
-      non_2xx = non_2xx + 1
-   end
    -- A replay is a 201 too, from the ledger alone: it would mean the keys repeat.
    local replayed = headers["Idempotent-Replayed"] ~= nil
-   if status ~= EXPECTED or replayed then
-      unexpected = unexpected + 1
-      if first_status == 0 then
-         first_status = status
-         first_body = string.gsub(string.sub(answer or "", 1, 300), "%s+", " ")
-         if replayed then
-            first_body = "(Idempotent-Replayed) " .. first_body
-         end
-      end
-   end
-end
-
-function done(summary, latency, requests)
-   local total, wrong, errors, status, text = 0, 0, 0, 0, ""
-   for _, thread in ipairs(threads) do
-      total = total + thread:get("responses")
-      wrong = wrong + thread:get("unexpected")
-      errors = errors + thread:get("non_2xx")
-      if status == 0 and thread:get("first_status") ~= 0 then
-         status, text = thread:get("first_status"), thread:get("first_body")
-      end
-   end
-   io.write(string.format(
-      "bench-script: responses %d, unexpected %d, non-2xx %d, first-unexpected %d %s\n",
-      total, wrong, errors, status, text))
+   count(status, answer, status == EXPECTED and not replayed, replayed and "(Idempotent-Replayed)" or nil)
 end
