@@ -80,6 +80,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     # A CORS preflight's route is named after its resource ("payments.create"): label it apart.
     route = "cors.preflight" if cors.is_preflight(request) else request.match_info.route.name
     route = route or "other"
+    trace = gw.tracing.begin(request.headers, request.method, route)
     ctx = request[CTX] = {
         "runtime": gw.runtime,
         "request_id": request_id,
@@ -92,10 +93,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         "player_id": None,  # the player the request's player token proves, if any
         "roles": frozenset(),  # the roles of the request's client key
         "client_ip": _client_ip(request, gw.runtime.config.trusted_proxies),
-        "trace_id": None,
+        "trace_id": trace.trace_id,
     }
-    trace = gw.tracing.begin(request.headers, request.method, route)
-    ctx["trace_id"] = trace.trace_id
     status = None
     try:
         try:
