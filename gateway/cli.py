@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from gateway.config import summary
 from gateway.config.errors import ConfigError
 from gateway.config.load import load_config
 from gateway.config.model import Config, ledger_problem
@@ -128,16 +129,6 @@ def cannot_listen(exc: ListenError) -> str:
     return f"casino-gateway run: {exc}; {todo}"
 
 
-def describe_ledger(config: Config) -> str:
-    ledger = config.ledger
-    where = {
-        "sqlite": f"sqlite file {ledger.path}",
-        "postgres": "postgres (url from the environment)",
-        "memory": "memory (payments forgotten at restart; tests only)",
-    }[ledger.backend]
-    return f"{where}, settled records kept {ledger.retention_days} days"
-
-
 def ledger_start_problem(config: Config, workers: int, *, dev: bool) -> str | None:
     if config.ledger.backend == "memory" and not (dev or config.ledger.accept_data_loss):
         return (
@@ -201,10 +192,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     routes = ", ".join(f"{op} -> {'/'.join(r.providers)}" for op, r in config.routes.items())
     print(f"ok: {args.path}: {len(config.providers)} providers; {routes}")
-    print(f"ledger: {describe_ledger(config)}")
+    print(f"ledger: {summary.describe_ledger(config)}")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for line in catalog_summary(config):
+    for line in summary.catalog_summary(config) + summary.delivery_summary(config):
         print(f"  {line}")
     for note in config.notes:
         print(f"note: {note}")
@@ -213,29 +204,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             args.against, args.api_key or os.environ.get("GATEWAY_ADMIN_KEY"), dict(config.redacted)
         )
     return 0
-
-
-def catalog_summary(config: Config) -> list[str]:
-    """How each aggregator behind a games route keeps its catalog, one line each."""
-    named = dict.fromkeys(
-        name for op, route in config.routes.items() if op.startswith("games.")
-        for name in route.providers
-    )
-    lines = []
-    for name in named:
-        provider = config.providers.get(name)
-        if provider is None:
-            continue
-        line = (
-            f"catalog {name}: refreshed every {provider.catalog.refresh_s:g} s (jittered), "
-            f"kept {provider.catalog.max_stale_s:g} s while refreshes fail"
-        )
-        if provider.blocked_countries:
-            line += f"; offers blocked in {', '.join(sorted(provider.blocked_countries))}"
-        lines.append(line)
-    for studio, countries in sorted(config.studio_blocked_countries.items()):
-        lines.append(f"studio {studio}: games blocked in {', '.join(sorted(countries))}")
-    return lines
 
 
 def _print_diff(url: str, api_key: str | None, candidate: dict[str, object]) -> int:
