@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -226,6 +227,15 @@ def test_problem_codes_are_unique_and_well_formed():
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", code), code
         assert 400 <= status <= 599, code
         assert title and title[0].isupper(), code
+
+
+def test_every_problem_code_is_in_the_readme_with_its_status():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = {
+        code: int(status)
+        for code, status in re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", readme, re.M)
+    }
+    assert documented == {code: status for code, (status, _title) in CODES.items()}
 
 
 # ---- real responses against the document -----------------------------------------------------
