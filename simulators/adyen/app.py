@@ -4,10 +4,6 @@ its HTTP session and background tasks.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
-import aiohttp
 from aiohttp import web
 
 from simulators import faults
@@ -22,6 +18,7 @@ from simulators.adyen.control import complete_payment, list_payments, list_webho
 from simulators.adyen.modifications import complete_refund, refund_payment
 from simulators.adyen.state import STATE, AdyenState
 from simulators.adyen.transfers import TRANSFERS_PATH, complete_transfer, create_transfer
+from simulators.outbound import outbound_lifecycle
 
 DEFAULT_PORT = 9104
 
@@ -54,7 +51,7 @@ def create_app(
         auto_complete_s=auto_complete_s,
     )
     faults.install(app, error_response)
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(outbound_lifecycle(STATE))
     app.router.add_post(PAYMENTS_PATH, create_payment)
     app.router.add_post(PAYMENT_METHODS_PATH, payment_methods)
     app.router.add_post(PAYMENTS_PATH + "/{psp}/refunds", refund_payment)
@@ -67,13 +64,3 @@ def create_app(
     return app
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    state = app[STATE]
-    state.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    yield
-    tasks = list(state.tasks)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await state.session.close()
-    state.session = None

@@ -4,13 +4,12 @@ the lifecycle of its HTTP session and background tasks.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 
 from simulators import faults
+from simulators.outbound import outbound_lifecycle
 from simulators.stripe.api import create_intent, get_intent, list_intents, unknown_route
 from simulators.stripe.control import complete_intent, list_events, resend_event
 from simulators.stripe.refunds import complete_refund, create_refund
@@ -40,18 +39,6 @@ async def stripe_errors(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    state = app[STATE]
-    state.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    yield
-    tasks = list(state.tasks)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await state.session.close()
-    state.session = None
-
-
 def create_app(
     secret_key: str,
     webhook_url: str | None = None,
@@ -79,7 +66,7 @@ def create_app(
     )
     faults.install(app, error_response)
     app.middlewares.append(stripe_errors)
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(outbound_lifecycle(STATE))
     app.router.add_post("/v1/payment_intents", create_intent)
     app.router.add_get("/v1/payment_intents", list_intents)
     app.router.add_get("/v1/payment_intents/{id}", get_intent)

@@ -3,13 +3,10 @@ lifecycle of its HTTP session and background tasks."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
-import aiohttp
 from aiohttp import web
 
 from simulators import faults
+from simulators.outbound import outbound_lifecycle
 from simulators.trustly.api import error_response, rpc
 from simulators.trustly.control import list_notifications, list_orders, notify_order
 from simulators.trustly.signing import private_key, public_key
@@ -41,7 +38,7 @@ def create_app(
         auto_complete_s=auto_complete_s,
     )
     faults.install(app, error_response)
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(outbound_lifecycle(STATE))
     app.router.add_post("/api/1", rpc)
     app.router.add_post("/_sim/orders/{orderid}/notify", notify_order)
     app.router.add_get("/_sim/orders", list_orders)
@@ -49,13 +46,3 @@ def create_app(
     return app
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    state = app[STATE]
-    state.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    yield
-    tasks = list(state.tasks)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await state.session.close()
-    state.session = None
